@@ -1,0 +1,20 @@
+"""Agents: journeys on top of the executor loop, and the router in front of them."""
+
+from .context import AgentContext, AgentMessage, AgentResult, JourneyConfig
+from .introspect import journey_steps, step_progress, step_value
+from .journey import JourneyAgent, JourneyToolExecutor, new_input_messages
+from .routed import RoutedJourneyAgent
+
+__all__ = [
+    "AgentContext",
+    "AgentMessage",
+    "AgentResult",
+    "JourneyAgent",
+    "JourneyConfig",
+    "JourneyToolExecutor",
+    "RoutedJourneyAgent",
+    "journey_steps",
+    "new_input_messages",
+    "step_progress",
+    "step_value",
+]

@@ -1,0 +1,107 @@
+"""What goes into a run (``AgentContext``) and what comes out (``AgentResult``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..executor.loop import ToolCallRecord
+
+__all__ = ["AgentContext", "AgentMessage", "AgentResult", "JourneyConfig"]
+
+
+@dataclass(slots=True)
+class AgentContext:
+    """One run: which conversation, what the user said, and host metadata."""
+
+    run_id: Any = field(default_factory=uuid.uuid4)
+    conversation_id: Any = None
+    input_messages: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: Polled between LLM calls; True ends the run cleanly.
+    cancelled: Callable[[], bool] | None = None
+
+    @classmethod
+    def for_message(cls, conversation_id: Any, text: str, **metadata: Any) -> AgentContext:
+        """A context for one user message."""
+        return cls(
+            conversation_id=conversation_id,
+            input_messages=[{"role": "user", "content": text}],
+            metadata=dict(metadata),
+        )
+
+
+@dataclass(slots=True)
+class AgentMessage:
+    """A chat message in OpenAI form."""
+
+    role: str
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            data["tool_calls"] = self.tool_calls
+        if self.tool_call_id:
+            data["tool_call_id"] = self.tool_call_id
+        if self.name:
+            data["name"] = self.name
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentMessage:
+        return cls(
+            role=data["role"],
+            content=data.get("content"),
+            tool_calls=data.get("tool_calls"),
+            tool_call_id=data.get("tool_call_id"),
+            name=data.get("name"),
+        )
+
+
+@dataclass(slots=True)
+class AgentResult:
+    """The outcome of a turn."""
+
+    response: str
+    state: Any = None
+    #: The messages this turn added to the conversation (user input included).
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    iterations: int = 0
+    stopped_reason: str = "completed"
+    step: Any = None
+    complete: bool = False
+    #: Set when a tool asked to hand the user back to the intent router.
+    handoff: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_response(self) -> str:
+        return self.response
+
+    @property
+    def step_value(self) -> Any:
+        return getattr(self.step, "value", self.step)
+
+
+@dataclass(slots=True)
+class JourneyConfig:
+    """Per-agent settings."""
+
+    #: Executor limits (max iterations, failure bound, streaming, LLM kwargs).
+    max_iterations: int = 10
+    max_consecutive_tool_failures: int = 3
+    stream: bool = False
+    llm_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Send at most this many history messages to the model (None: all).
+    max_history_messages: int | None = None
+    #: Human-readable name (admin, graphs); defaults to the key.
+    name: str | None = None
+    description: str = ""

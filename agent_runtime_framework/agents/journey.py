@@ -1,0 +1,297 @@
+"""JourneyAgent: a step-driven agent that runs each turn through the one executor loop.
+
+A turn: claim the conversation, load state and history, run ``LLMExecutor`` with a step
+view that re-reads the prompt and tools after every tool call, commit state plus the
+messages that explain it after each state-changing tool call, then commit the final
+reply. A failure later in the turn therefore loses nothing already committed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar, cast
+
+from ..executor.hooks import CompositeHooks, ExecutorHooks
+from ..executor.loop import LLMExecutor, LLMExecutorConfig, StepView, ToolCallRecord
+from ..memory.manager import CommitInfo, MemoryManager, build_memory_context, close_open_tool_calls
+from ..state.serializer import StateSerializer
+from ..tools.base import BaseJourneyTools
+from ..tools.executors import ToolExecutor
+from ..tools.schema import ToolSchema
+from .context import AgentContext, AgentResult, JourneyConfig
+
+__all__ = ["JourneyAgent", "JourneyToolExecutor", "new_input_messages"]
+
+StateT = TypeVar("StateT")
+ToolsT = TypeVar("ToolsT")
+StepT = TypeVar("StepT")
+
+
+class JourneyToolExecutor(ToolExecutor):
+    """Dispatches validated calls to the agent's ``execute_tool``."""
+
+    __slots__ = ("agent", "tools")
+
+    def __init__(self, agent: JourneyAgent[Any, Any, Any], tools: Any) -> None:
+        self.agent = agent
+        self.tools = tools
+
+    async def execute(self, name: str, arguments: dict[str, Any]) -> Any:
+        return await self.agent.execute_tool(self.tools, name, arguments)
+
+
+def new_input_messages(input_messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages a run brings that are not yet history: the trailing user messages.
+
+    Hosts such as django_agent_runtime prepend earlier messages to ``input_messages``;
+    the stored history is the source of truth, so only what follows the last
+    assistant/tool message is new.
+    """
+    start = len(input_messages)
+    while start > 0 and input_messages[start - 1].get("role") in ("user", "system"):
+        start -= 1
+    return [dict(m) for m in input_messages[start:] if m.get("role") == "user"]
+
+
+class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
+    """Base class of a journey; implement the six methods of the seed (three have defaults).
+
+    ``tools_class`` (a ``BaseJourneyTools`` subclass with ``@tool`` methods) gives
+    ``get_tool_schemas``, ``create_tools`` and ``execute_tool`` for free.
+    """
+
+    tools_class: type[Any] | None = None
+    journey_config: JourneyConfig | None = None
+
+    def __init__(
+        self,
+        llm_client: Any = None,
+        *,
+        memory: MemoryManager | None = None,
+        config: JourneyConfig | None = None,
+        hooks: ExecutorHooks | None = None,
+    ) -> None:
+        self.llm_client = llm_client
+        self.memory = memory if memory is not None else MemoryManager()
+        self._memory_is_default = memory is None
+        self.config = config or self.journey_config or JourneyConfig()
+        self.hooks = hooks
+        self._state_cls: type[Any] | None = None
+        self._executor: LLMExecutor | None = None
+
+    # -- the seed's contract ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """Unique agent identifier."""
+
+    @abstractmethod
+    def get_initial_state(self) -> StateT:
+        """A fresh state for a new conversation."""
+
+    @abstractmethod
+    def get_system_prompt(self, state: StateT) -> str:
+        """The system prompt of the state's current step."""
+
+    def get_tool_schemas(self, state: StateT) -> list[ToolSchema]:
+        """Tools offered at the state's step. Default: ``tools_class``'s ``@tool`` methods."""
+        if self.tools_class is None:
+            return []
+        return cast(list[ToolSchema], self.tools_class.tool_schemas(getattr(state, "step", None)))
+
+    def create_tools(self, state: StateT, ctx: AgentContext) -> ToolsT:
+        """The tools instance for this run. Default: ``tools_class(state=state)``."""
+        if self.tools_class is None:
+            raise NotImplementedError(f"{type(self).__name__} must set tools_class or override create_tools()")
+        return cast(ToolsT, self.tools_class(state=state))
+
+    async def execute_tool(self, tools: ToolsT, name: str, arguments: dict[str, Any]) -> Any:
+        """Run a validated tool call. Default: call the tools method of that name."""
+        method = getattr(tools, name)
+        result = method(**arguments)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    async def load_state(self, ctx: AgentContext) -> StateT | None:
+        """Optional: load state yourself (None: use the memory stores)."""
+        return None
+
+    async def save_state(self, ctx: AgentContext, state: StateT) -> None:
+        """Optional: also persist state yourself; called after each state change."""
+
+    def is_terminal_state(self, state: StateT) -> bool:
+        is_terminal = getattr(state, "is_terminal", None)
+        return bool(is_terminal()) if callable(is_terminal) else False
+
+    # -- helpers the hosts use ------------------------------------------------------------
+    @property
+    def state_class(self) -> type[Any]:
+        if self._state_cls is None:
+            self._state_cls = type(self.get_initial_state())
+        return self._state_cls
+
+    def state_from_dict(self, data: dict[str, Any]) -> StateT:
+        """Load a stored state dict (runs ``migrate`` for older versions)."""
+        return cast(StateT, StateSerializer.load(self.state_class, data))
+
+    def state_to_dict(self, state: StateT) -> dict[str, Any]:
+        return StateSerializer.dump(state)
+
+    def step_view(self, state: StateT) -> StepView:
+        return StepView(
+            system_prompt=self.get_system_prompt(state),
+            tools=self.get_tool_schemas(state),
+            step=getattr(state, "step", None),
+        )
+
+    def get_llm_client(self, ctx: AgentContext | None = None) -> Any:
+        """The model for this run: the one given, else resolved from settings/env."""
+        if self.llm_client is None:
+            from ..llm.resolve import get_llm_client
+
+            self.llm_client = get_llm_client()
+        return self.llm_client
+
+    def executor_config(self) -> LLMExecutorConfig:
+        c = self.config
+        return LLMExecutorConfig(
+            max_iterations=c.max_iterations,
+            max_consecutive_tool_failures=c.max_consecutive_tool_failures,
+            stream=c.stream,
+            llm_kwargs=dict(c.llm_kwargs),
+        )
+
+    # -- the turn --------------------------------------------------------------------------
+    async def run(self, ctx: AgentContext, *, hooks: ExecutorHooks | None = None) -> AgentResult:
+        """Play one turn of the conversation ``ctx.conversation_id``."""
+        conversation_id = ctx.conversation_id if ctx.conversation_id is not None else ctx.run_id
+        owner = ctx.metadata.get("owner")
+        async with self.memory.claim(conversation_id, self.key, owner=owner):
+            return await self._run_claimed(ctx, conversation_id, hooks)
+
+    async def _run_claimed(
+        self, ctx: AgentContext, conversation_id: Any, extra_hooks: ExecutorHooks | None
+    ) -> AgentResult:
+        memory = self.memory
+        key = self.key
+        loaded = await memory.load_context(
+            conversation_id, key, max_messages=None
+        )
+        state = await self.load_state(ctx)
+        if state is not None:
+            saved = self.state_to_dict(state)
+        elif loaded.state is not None:
+            state = self.state_from_dict(loaded.state)
+            saved = loaded.state
+        else:
+            state = self.get_initial_state()
+            saved = self.state_to_dict(state)
+            # A new journey is persisted at once, so hosts can list it.
+            await memory.commit(
+                conversation_id, key, state=saved,
+                info=CommitInfo(step=getattr(state, "step", None), owner=ctx.metadata.get("owner")),
+            )
+
+        new_input = new_input_messages(ctx.input_messages)
+        history = build_memory_context(loaded.messages, max_messages=self.config.max_history_messages)
+        repaired = close_open_tool_calls(history)
+        history.extend(new_input)
+
+        tools = self.create_tools(state, ctx)
+        holder = _StateHolder(state, tools)
+        pending: list[dict[str, Any]] = repaired + new_input
+        committed = 0  # messages of the executor's run already committed
+        new_turn = True
+        usage_tokens = 0
+
+        async def after_tool_call(record: ToolCallRecord, run_messages: list[dict[str, Any]]) -> None:
+            nonlocal saved, committed, new_turn
+            current = holder.current()
+            data = self.state_to_dict(current)
+            if data == saved:
+                return
+            messages = pending + run_messages[committed:]
+            await memory.commit(
+                conversation_id, key, state=data, messages=messages,
+                info=CommitInfo(
+                    step=getattr(current, "step", None),
+                    complete=self.is_terminal_state(current),
+                    new_turn=new_turn,
+                ),
+            )
+            saved = data
+            pending.clear()
+            committed = len(run_messages)
+            new_turn = False
+            await self.save_state(ctx, current)
+
+        run_hooks = self.hooks if extra_hooks is None else CompositeHooks(self.hooks, extra_hooks)
+        executor = self._get_executor()
+        try:
+            outcome = await executor.run(
+                history,
+                step_view=lambda: self.step_view(holder.current()),
+                tool_executor=JourneyToolExecutor(self, tools),
+                after_tool_call=after_tool_call,
+                cancelled=ctx.cancelled,
+                hooks=run_hooks,
+            )
+        except BaseException:
+            # The model or a tool failed: keep what the user said (nothing is lost);
+            # state and messages of completed tool calls are committed already.
+            if pending:
+                await memory.commit(conversation_id, key, messages=pending)
+            raise
+        usage_tokens = outcome.usage.get("total_tokens", 0)
+        final_state = holder.current()
+        data = self.state_to_dict(final_state)
+        complete = self.is_terminal_state(final_state)
+        tail = pending + outcome.messages[committed:]
+        await memory.commit(
+            conversation_id, key,
+            state=data if data != saved else None,
+            messages=tail,
+            info=CommitInfo(
+                step=getattr(final_state, "step", None),
+                complete=complete,
+                tokens=usage_tokens,
+                new_turn=new_turn,
+            ),
+        )
+        if data != saved:
+            await self.save_state(ctx, final_state)
+        return AgentResult(
+            response=outcome.content,
+            state=final_state,
+            messages=new_input + outcome.messages,
+            usage=outcome.usage,
+            tool_calls=outcome.tool_calls,
+            iterations=outcome.iterations,
+            stopped_reason=outcome.stopped_reason,
+            step=getattr(final_state, "step", None),
+            complete=complete,
+            handoff=getattr(tools, "handoff_requested", None),
+        )
+
+    def _get_executor(self) -> LLMExecutor:
+        if self._executor is None or self._executor.llm_client is not self.llm_client:
+            client = self.get_llm_client()
+            self._executor = LLMExecutor(client, config=self.executor_config())
+        return self._executor
+
+
+class _StateHolder:
+    """The live state: tools may replace ``tools.state`` rather than mutate it."""
+
+    __slots__ = ("state", "tools")
+
+    def __init__(self, state: Any, tools: Any) -> None:
+        self.state = state
+        self.tools = tools
+
+    def current(self) -> Any:
+        if isinstance(self.tools, BaseJourneyTools):
+            return self.tools.state
+        return getattr(self.tools, "state", self.state)

@@ -1,0 +1,55 @@
+"""The app's settings: one namespaced dict, ``settings.AGENT_RUNTIME_FRAMEWORK``.
+
+Every key has a documented default here; read them with ``app_settings().KEY``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["DEFAULTS", "AppSettings", "app_settings"]
+
+DEFAULTS: dict[str, Any] = {
+    # Dotted paths of runtimes (adapter instances, classes, or factories) to register.
+    "RUNTIMES": [],
+    # The model: {"PROVIDER": "openai"|"anthropic"|"azure"|"standin", "MODEL": ..., ...}.
+    "LLM": None,
+    # Use the offline stand-in model when no provider is configured (demos only).
+    "ALLOW_OFFLINE_STANDIN": False,
+    # Seconds a turn waits for another turn on the same conversation before JourneyBusy.
+    "BUSY_WAIT_SECONDS": 10.0,
+    # Seconds a claim lives without renewal (a crashed worker's claim expires).
+    "LEASE_SECONDS": 120.0,
+    # Allow anonymous (session-bound) conversations over HTTP.
+    "ALLOW_ANONYMOUS": False,
+    # HTTP body size limit (bytes) and user message length limit (characters).
+    "MAX_BODY_BYTES": 64 * 1024,
+    "MAX_MESSAGE_CHARS": 4000,
+    # Event payload strings longer than this are truncated with a marker.
+    "MAX_EVENT_PAYLOAD_CHARS": 4000,
+    # History messages sent to the model per call (None: all).
+    "MAX_HISTORY_MESSAGES": None,
+    # Threads for database work from async code (each has its own connection).
+    "DB_THREADS": 8,
+}
+
+
+class AppSettings:
+    """Attribute access to the settings dict merged over ``DEFAULTS``."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        unknown = set(overrides) - set(DEFAULTS)
+        self.unknown = sorted(unknown)
+        self._values = {**DEFAULTS, **overrides}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"AGENT_RUNTIME_FRAMEWORK has no setting {name!r}") from None
+
+
+def app_settings() -> AppSettings:
+    from django.conf import settings
+
+    return AppSettings(dict(getattr(settings, "AGENT_RUNTIME_FRAMEWORK", None) or {}))

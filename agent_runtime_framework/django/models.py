@@ -1,0 +1,159 @@
+"""The app's tables.
+
+DESIGN.md names three (journey, message, event); a fourth, ``Conversation``, holds what
+belongs to the conversation rather than to one journey in it: the owner (checked by every
+endpoint), the per-conversation claim that serialises turns, and the next message
+sequence number (so appending never needs a MAX() over the history). A routed
+conversation has several journey rows (the router's and each journey's) but one owner,
+one claim and one ordered history.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+__all__ = ["Conversation", "Journey", "JourneyEvent", "JourneyMessage", "JourneyStatus"]
+
+
+class JourneyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETE = "complete", "Complete"
+    FAILED = "failed", "Failed"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+class Conversation(models.Model):
+    """One chat: owner, turn claim, message counter."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    #: The agent key the conversation was started with (a journey or a router).
+    agent_key = models.CharField(max_length=200, db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="agent_conversations",
+    )
+    #: Anonymous conversations belong to a session.
+    session_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    #: Sequence number the next message gets.
+    next_seq = models.PositiveIntegerField(default=0)
+    #: The turn claim: a token and its expiry (empty token = free).
+    lease_token = models.CharField(max_length=64, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "-updated_at"], name="art_conv_owner_recent"),
+            models.Index(fields=["session_key", "-updated_at"], name="art_conv_session_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_key} {self.id}"
+
+
+class Journey(models.Model):
+    """A journey's state in one conversation: one row per (agent key, conversation)."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="journeys"
+    )
+    agent_key = models.CharField(max_length=200)
+    state = models.JSONField(default=dict)
+    state_version = models.PositiveIntegerField(default=1)
+    step = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    status = models.CharField(
+        max_length=20, choices=JourneyStatus.choices, default=JourneyStatus.ACTIVE
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="agent_journeys",
+    )
+    session_key = models.CharField(max_length=64, blank=True, default="")
+    turns = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent_key", "conversation"], name="art_journey_unique_per_conversation"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["agent_key", "status", "-updated_at"], name="art_journey_agent_status"),
+            models.Index(fields=["agent_key", "step"], name="art_journey_agent_step"),
+            models.Index(fields=["owner", "-updated_at"], name="art_journey_owner_recent"),
+            models.Index(fields=["-updated_at"], name="art_journey_recent"),
+            models.Index(fields=["created_at"], name="art_journey_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_key} @ {self.step or '-'} ({self.conversation_id})"
+
+
+class JourneyMessage(models.Model):
+    """One message of a conversation; append-only, ordered by ``seq``."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=20)
+    content = models.TextField(null=True, blank=True)
+    tool_calls = models.JSONField(null=True, blank=True)
+    tool_call_id = models.CharField(max_length=200, blank=True, default="")
+    name = models.CharField(max_length=200, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="art_message_unique_seq")
+        ]
+
+    def to_message(self) -> dict[str, object]:
+        """The OpenAI-style dict the executor works with."""
+        message: dict[str, object] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        if self.tool_call_id:
+            message["tool_call_id"] = self.tool_call_id
+        if self.name:
+            message["name"] = self.name
+        return message
+
+
+class JourneyEvent(models.Model):
+    """Append-only event log (tool calls, replies, step changes, errors)."""
+
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    agent_key = models.CharField(max_length=200, blank=True, default="")
+    run_id = models.UUIDField(db_index=True)
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["conversation", "id"], name="art_event_conversation"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "seq"], name="art_event_unique_run_seq")
+        ]

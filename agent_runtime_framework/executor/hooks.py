@@ -1,0 +1,189 @@
+"""Executor hooks: observe every stage of a run without touching the loop.
+
+Override only the methods you need; the executor skips hooks that are not overridden, so
+unused hooks cost nothing on the hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .loop import ExecutorResult
+
+__all__ = ["HOOK_NAMES", "CompositeHooks", "ExecutorHooks", "LoggingHooks", "overridden_hooks"]
+
+HOOK_NAMES = (
+    "on_iteration_start",
+    "on_llm_start",
+    "on_llm_delta",
+    "on_llm_end",
+    "on_tool_calls",
+    "on_tool_start",
+    "on_tool_end",
+    "on_tool_error",
+    "on_tool_rejected",
+    "on_step_change",
+    "on_complete",
+    "on_error",
+)
+
+
+class ExecutorHooks:
+    """No-op base; every method is an async callback of the loop."""
+
+    async def on_iteration_start(self, iteration: int) -> None:
+        """Before each LLM call of a run (1-based)."""
+
+    async def on_llm_start(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+        """Right before the model is called, with exactly what it is sent."""
+
+    async def on_llm_delta(self, delta: str) -> None:
+        """A streamed text fragment (only with a streaming client and ``stream=True``)."""
+
+    async def on_llm_end(self, message: dict[str, Any], usage: dict[str, int]) -> None:
+        """The model's complete answer and the tokens it cost."""
+
+    async def on_tool_calls(self, tool_calls: list[dict[str, Any]]) -> None:
+        """The tool calls of one answer, before any of them runs."""
+
+    async def on_tool_start(self, name: str, arguments: dict[str, Any]) -> None:
+        """A validated tool call is about to run."""
+
+    async def on_tool_end(self, name: str, result: str) -> None:
+        """A tool returned (``result`` is what the model will read)."""
+
+    async def on_tool_error(self, name: str, arguments: dict[str, Any], error: BaseException) -> None:
+        """A tool raised (production mode turns it into an error result)."""
+
+    async def on_tool_rejected(self, name: str, arguments: Any, reason: str) -> None:
+        """A call was not executed: unknown tool, not offered at this step, bad arguments."""
+
+    async def on_step_change(self, old_step: Any, new_step: Any) -> None:
+        """A tool moved the journey to another step."""
+
+    async def on_complete(self, result: ExecutorResult) -> None:
+        """The run ended (see ``result.stopped_reason``)."""
+
+    async def on_error(self, error: BaseException) -> None:
+        """The run failed with an exception (e.g. the model could not be reached)."""
+
+
+_BASE_METHODS = {name: getattr(ExecutorHooks, name) for name in HOOK_NAMES}
+
+
+def overridden_hooks(hooks: ExecutorHooks | None) -> frozenset[str]:
+    """Names of the hook methods that ``hooks`` actually implements."""
+    if hooks is None:
+        return frozenset()
+    if isinstance(hooks, CompositeHooks):
+        return hooks.active
+    cls = type(hooks)
+    return frozenset(
+        name for name in HOOK_NAMES if getattr(cls, name, None) is not _BASE_METHODS[name]
+    )
+
+
+class LoggingHooks(ExecutorHooks):
+    """Logs the run to the ``agent_runtime_framework.executor`` logger."""
+
+    def __init__(self, logger: logging.Logger | None = None, level: int = logging.INFO) -> None:
+        self.logger = logger or logging.getLogger("agent_runtime_framework.executor")
+        self.level = level
+
+    async def on_iteration_start(self, iteration: int) -> None:
+        self.logger.debug("iteration %d", iteration)
+
+    async def on_llm_end(self, message: dict[str, Any], usage: dict[str, int]) -> None:
+        self.logger.debug(
+            "llm answered (%d tool calls, usage %s)", len(message.get("tool_calls") or ()), usage
+        )
+
+    async def on_tool_start(self, name: str, arguments: dict[str, Any]) -> None:
+        self.logger.log(self.level, "tool %s started with %s", name, arguments)
+
+    async def on_tool_end(self, name: str, result: str) -> None:
+        self.logger.log(self.level, "tool %s returned %.200s", name, result)
+
+    async def on_tool_error(self, name: str, arguments: dict[str, Any], error: BaseException) -> None:
+        self.logger.warning("tool %s failed: %s", name, error, exc_info=error)
+
+    async def on_tool_rejected(self, name: str, arguments: Any, reason: str) -> None:
+        self.logger.warning("tool call %s rejected: %s", name, reason)
+
+    async def on_step_change(self, old_step: Any, new_step: Any) -> None:
+        self.logger.log(self.level, "step %s -> %s", old_step, new_step)
+
+    async def on_complete(self, result: ExecutorResult) -> None:
+        self.logger.log(
+            self.level,
+            "run finished: %s after %d iterations, usage %s",
+            result.stopped_reason,
+            result.iterations,
+            result.usage,
+        )
+
+    async def on_error(self, error: BaseException) -> None:
+        self.logger.error("run failed: %s", error, exc_info=error)
+
+
+class CompositeHooks(ExecutorHooks):
+    """Fans every callback out to several hooks objects, in order."""
+
+    def __init__(self, *hooks: ExecutorHooks | Iterable[ExecutorHooks] | None) -> None:
+        flat: list[ExecutorHooks] = []
+        for item in hooks:
+            if item is None:
+                continue
+            if isinstance(item, ExecutorHooks):
+                flat.append(item)
+            else:
+                flat.extend(h for h in item if h is not None)
+        self.hooks = flat
+        self._by_name = {name: [h for h in flat if name in overridden_hooks(h)] for name in HOOK_NAMES}
+        self.active = frozenset(name for name, hs in self._by_name.items() if hs)
+
+    def add(self, hooks: ExecutorHooks) -> None:
+        self.__init__(*self.hooks, hooks)  # type: ignore[misc]
+
+    async def _fan(self, name: str, *args: Any) -> None:
+        for h in self._by_name[name]:
+            await getattr(h, name)(*args)
+
+    async def on_iteration_start(self, iteration: int) -> None:
+        await self._fan("on_iteration_start", iteration)
+
+    async def on_llm_start(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+        await self._fan("on_llm_start", messages, tools)
+
+    async def on_llm_delta(self, delta: str) -> None:
+        await self._fan("on_llm_delta", delta)
+
+    async def on_llm_end(self, message: dict[str, Any], usage: dict[str, int]) -> None:
+        await self._fan("on_llm_end", message, usage)
+
+    async def on_tool_calls(self, tool_calls: list[dict[str, Any]]) -> None:
+        await self._fan("on_tool_calls", tool_calls)
+
+    async def on_tool_start(self, name: str, arguments: dict[str, Any]) -> None:
+        await self._fan("on_tool_start", name, arguments)
+
+    async def on_tool_end(self, name: str, result: str) -> None:
+        await self._fan("on_tool_end", name, result)
+
+    async def on_tool_error(self, name: str, arguments: dict[str, Any], error: BaseException) -> None:
+        await self._fan("on_tool_error", name, arguments, error)
+
+    async def on_tool_rejected(self, name: str, arguments: Any, reason: str) -> None:
+        await self._fan("on_tool_rejected", name, arguments, reason)
+
+    async def on_step_change(self, old_step: Any, new_step: Any) -> None:
+        await self._fan("on_step_change", old_step, new_step)
+
+    async def on_complete(self, result: ExecutorResult) -> None:
+        await self._fan("on_complete", result)
+
+    async def on_error(self, error: BaseException) -> None:
+        await self._fan("on_error", error)

@@ -1,0 +1,437 @@
+"""LLMExecutor: the one LLM/tool loop of the framework.
+
+Send the conversation and the tools of the current step to the model; run the tool calls
+it makes; repeat until it answers in text. Everything else (agents, the Django adapter, the
+HTTP host) goes through this loop, so its guarantees hold everywhere:
+
+- A tool runs only if it is offered at the step the journey is in *when the call runs*
+  and its arguments validate against its schema. Otherwise it does not run and the model
+  reads a precise error (which tool, which argument, what was expected, what is available).
+- After each tool call the loop asks ``step_view`` again, so a step change takes effect
+  inside the same turn: new system prompt, new tool set.
+- Consecutive failed calls, empty answers and ``max_iterations`` are bounded and end the
+  run with a safe reply and a ``stopped_reason``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import is_debug, should_swallow_exceptions
+from ..llm.base import LLMResponse, normalize_usage
+from ..tools.base import stringify_result
+from ..tools.executors import ToolExecutor
+from ..tools.schema import ArgumentError, ToolSchema
+from .hooks import ExecutorHooks, overridden_hooks
+
+__all__ = [
+    "STOP_CANCELLED",
+    "STOP_COMPLETED",
+    "STOP_EMPTY_RESPONSE",
+    "STOP_INVALID_TOOL_CALLS",
+    "STOP_MAX_ITERATIONS",
+    "Executor",
+    "ExecutorConfig",
+    "ExecutorResult",
+    "LLMExecutor",
+    "LLMExecutorConfig",
+    "StepView",
+    "ToolCallRecord",
+]
+
+logger = logging.getLogger("agent_runtime_framework.executor")
+
+STOP_COMPLETED = "completed"
+STOP_MAX_ITERATIONS = "max_iterations"
+STOP_INVALID_TOOL_CALLS = "invalid_tool_calls"
+STOP_EMPTY_RESPONSE = "empty_response"
+STOP_CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class LLMExecutorConfig:
+    """Limits and switches of the loop."""
+
+    #: LLM calls per run at most.
+    max_iterations: int = 10
+    #: Failed tool calls in a row (rejected, invalid or raising) before the run gives up.
+    max_consecutive_tool_failures: int = 3
+    #: Use the client's ``stream()`` when it has one, forwarding deltas to hooks.
+    stream: bool = False
+    #: Extra keyword arguments for every ``generate`` call (temperature, ...).
+    llm_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: What the user reads when the run has to stop without a proper answer.
+    fallback_reply: str = (
+        "Sorry, something went wrong on my side and I could not finish that. "
+        "Could you say it again, perhaps in other words?"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """What the model may see and do at the current step."""
+
+    system_prompt: str | None
+    tools: Sequence[ToolSchema]
+    step: Any = None
+
+
+@dataclass(slots=True)
+class ToolCallRecord:
+    """One tool call of a run and what became of it."""
+
+    id: str
+    name: str
+    arguments: Any
+    status: str  # "ok" | "error" | "rejected"
+    result: str
+    step_before: Any = None
+    step_after: Any = None
+    #: The tool's own return value (e.g. a ``ToolResult``), for hosts.
+    raw_result: Any = None
+
+
+@dataclass(slots=True)
+class ExecutorResult:
+    """The outcome of a run."""
+
+    content: str
+    #: Messages this run added (assistant messages with tool calls, tool results, final).
+    messages: list[dict[str, Any]]
+    tool_calls: list[ToolCallRecord]
+    iterations: int
+    usage: dict[str, int]
+    stopped_reason: str
+    final_step: Any = None
+
+    @property
+    def final_response(self) -> str:
+        return self.content
+
+    @property
+    def completed(self) -> bool:
+        return self.stopped_reason == STOP_COMPLETED
+
+
+AfterToolCall = Callable[[ToolCallRecord, list[dict[str, Any]]], Awaitable[None]]
+
+
+class _Failure(Exception):
+    """Internal: a call was rejected with this message."""
+
+
+class LLMExecutor:
+    """Runs the model/tool loop; see the module docstring for its guarantees."""
+
+    def __init__(
+        self,
+        llm_client: Any,
+        tool_executor: ToolExecutor | None = None,
+        config: LLMExecutorConfig | None = None,
+        hooks: ExecutorHooks | None = None,
+    ) -> None:
+        self.llm_client = llm_client
+        self.tool_executor = tool_executor
+        self.config = config or LLMExecutorConfig()
+        self.hooks = hooks
+        self._active = overridden_hooks(hooks)
+
+    async def run(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[ToolSchema] | None = None,
+        system_prompt: str | None = None,
+        *,
+        step_view: Callable[[], StepView] | None = None,
+        tool_executor: ToolExecutor | None = None,
+        after_tool_call: AfterToolCall | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        hooks: ExecutorHooks | None = None,
+    ) -> ExecutorResult:
+        """Run until the model answers in text or a limit is hit.
+
+        ``tools``/``system_prompt`` are fixed for the run; pass ``step_view`` instead to
+        have them re-read after every tool call. ``after_tool_call`` runs after each
+        executed call with the messages so far (agents persist there). ``cancelled`` is
+        polled before each LLM call. ``hooks`` replaces the executor's hooks for this run.
+        """
+        if hooks is not None:
+            active = overridden_hooks(hooks)
+        else:
+            hooks, active = self.hooks, self._active
+        executor = tool_executor or self.tool_executor
+        config = self.config
+        if step_view is None:
+            fixed = StepView(system_prompt=system_prompt, tools=list(tools or ()))
+
+            def step_view() -> StepView:
+                return fixed
+
+        view = step_view()
+        prompt = view.system_prompt
+        owns_system = bool(prompt)
+        convo: list[dict[str, Any]] = [{"role": "system", "content": prompt}] if prompt else []
+        convo.extend(m if type(m) is dict else dict(m) for m in messages)
+        first_new = len(convo)
+        records: list[ToolCallRecord] = []
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        failures = 0
+        iteration = 0
+        content = ""
+        stopped = STOP_MAX_ITERATIONS
+        stream = config.stream and hasattr(self.llm_client, "stream")
+
+        try:
+            while iteration < config.max_iterations:
+                if cancelled is not None and cancelled():
+                    stopped = STOP_CANCELLED
+                    break
+                iteration += 1
+                if "on_iteration_start" in active:
+                    await hooks.on_iteration_start(iteration)  # type: ignore[union-attr]
+                tool_specs = [t.to_openai_format() for t in view.tools]
+                if "on_llm_start" in active:
+                    await hooks.on_llm_start(convo, tool_specs)  # type: ignore[union-attr]
+                response = await self._call_llm(convo, tool_specs, stream, hooks, active)
+                message, calls = _normalize_message(response, iteration)
+                call_usage = normalize_usage(getattr(response, "usage", None))
+                for key, value in call_usage.items():
+                    usage[key] = usage.get(key, 0) + value
+                if "on_llm_end" in active:
+                    await hooks.on_llm_end(message, call_usage)  # type: ignore[union-attr]
+
+                if not calls:
+                    text = message.get("content") or ""
+                    if not text.strip():
+                        logger.warning("model answered with neither content nor tool calls")
+                        content = config.fallback_reply
+                        convo.append({"role": "assistant", "content": content})
+                        stopped = STOP_EMPTY_RESPONSE
+                        break
+                    convo.append(message)
+                    content = text
+                    stopped = STOP_COMPLETED
+                    break
+
+                convo.append(message)
+                if "on_tool_calls" in active:
+                    await hooks.on_tool_calls(calls)  # type: ignore[union-attr]
+                for call in calls:
+                    record = await self._run_call(call, view, executor, hooks, active)
+                    records.append(record)
+                    convo.append(
+                        {"role": "tool", "tool_call_id": record.id, "content": record.result}
+                    )
+                    if record.status == "ok":
+                        failures = 0
+                        view = step_view()
+                        record.step_after = view.step
+                        if view.step != record.step_before and "on_step_change" in active:
+                            await hooks.on_step_change(record.step_before, view.step)  # type: ignore[union-attr]
+                        if view.system_prompt != prompt:
+                            prompt = view.system_prompt
+                            if owns_system:
+                                convo[0] = {"role": "system", "content": prompt or ""}
+                            elif prompt:
+                                convo.insert(0, {"role": "system", "content": prompt})
+                                owns_system = True
+                                first_new += 1
+                        if after_tool_call is not None:
+                            await after_tool_call(record, convo[first_new:])
+                    else:
+                        failures += 1
+                        record.step_after = record.step_before
+                if failures >= config.max_consecutive_tool_failures:
+                    content = config.fallback_reply
+                    convo.append({"role": "assistant", "content": content})
+                    stopped = STOP_INVALID_TOOL_CALLS
+                    break
+            else:
+                # Out of iterations while the model still wanted tools.
+                content = config.fallback_reply
+                convo.append({"role": "assistant", "content": content})
+                stopped = STOP_MAX_ITERATIONS
+            if stopped == STOP_CANCELLED:
+                content = ""
+        except Exception as exc:
+            if "on_error" in active:
+                await hooks.on_error(exc)  # type: ignore[union-attr]
+            raise
+
+        result = ExecutorResult(
+            content=content,
+            messages=convo[first_new:],
+            tool_calls=records,
+            iterations=iteration,
+            usage=usage,
+            stopped_reason=stopped,
+            final_step=view.step,
+        )
+        if "on_complete" in active:
+            await hooks.on_complete(result)  # type: ignore[union-attr]
+        return result
+
+    async def _call_llm(
+        self,
+        convo: list[dict[str, Any]],
+        tool_specs: list[dict[str, Any]],
+        stream: bool,
+        hooks: ExecutorHooks | None,
+        active: frozenset[str],
+    ) -> Any:
+        kwargs = self.config.llm_kwargs
+        tools_arg = tool_specs or None
+        if not stream:
+            return await self.llm_client.generate(convo, tools=tools_arg, **kwargs)
+        final: LLMResponse | None = None
+        async for event in self.llm_client.stream(convo, tools=tools_arg, **kwargs):
+            if event.delta and "on_llm_delta" in active:
+                await hooks.on_llm_delta(event.delta)  # type: ignore[union-attr]
+            if event.response is not None:
+                final = event.response
+        if final is None:
+            raise RuntimeError("the client's stream ended without a complete response")
+        return final
+
+    async def _run_call(
+        self,
+        call: dict[str, Any],
+        view: StepView,
+        executor: ToolExecutor | None,
+        hooks: ExecutorHooks | None,
+        active: frozenset[str],
+    ) -> ToolCallRecord:
+        function = call.get("function") or {}
+        name = function.get("name") or ""
+        raw_args = function.get("arguments")
+        record = ToolCallRecord(
+            id=call["id"], name=name, arguments=raw_args, status="rejected", result="",
+            step_before=view.step,
+        )
+        try:
+            schema = _find(view.tools, name)
+            arguments = self._validate(schema, name, raw_args, view, executor)
+        except _Failure as failure:
+            record.result = str(failure)
+            if "on_tool_rejected" in active:
+                await hooks.on_tool_rejected(name, raw_args, record.result)  # type: ignore[union-attr]
+            return record
+
+        record.arguments = arguments
+        if "on_tool_start" in active:
+            await hooks.on_tool_start(name, arguments)  # type: ignore[union-attr]
+        try:
+            raw = await executor.execute(name, arguments)  # type: ignore[union-attr]
+        except Exception as exc:
+            if "on_tool_error" in active:
+                await hooks.on_tool_error(name, arguments, exc)  # type: ignore[union-attr]
+            if is_debug() or not should_swallow_exceptions():
+                raise
+            logger.warning("tool %s raised %s: %s", name, type(exc).__name__, exc)
+            record.status = "error"
+            record.result = f"Error executing {name}: {exc}"
+            return record
+        record.status = "ok"
+        record.raw_result = raw
+        record.result = stringify_result(raw)
+        if "on_tool_end" in active:
+            await hooks.on_tool_end(name, record.result)  # type: ignore[union-attr]
+        return record
+
+    @staticmethod
+    def _validate(
+        schema: ToolSchema | None,
+        name: str,
+        raw_args: Any,
+        view: StepView,
+        executor: ToolExecutor | None,
+    ) -> dict[str, Any]:
+        available = ", ".join(t.name for t in view.tools) or "none"
+        step = view.step
+        step_text = f" at step '{getattr(step, 'value', step)}'" if step is not None else ""
+        if schema is None:
+            if not name:
+                raise _Failure(
+                    f"Error: the tool call has no tool name. Tools available now: {available}."
+                )
+            raise _Failure(
+                f"Error: tool '{name}' is not available{step_text}. "
+                f"Tools available now: {available}. Call one of those, or answer in text."
+            )
+        if executor is None or not executor.has_tool(name):
+            raise _Failure(
+                f"Error: tool '{name}' is offered but has no implementation. "
+                f"Tools available now: {available}."
+            )
+        try:
+            return schema.validate_arguments(raw_args)
+        except ArgumentError as exc:
+            expected = json.dumps(schema.parameters_schema().get("properties", {}))
+            raise _Failure(
+                f"Error: invalid arguments for tool '{name}': {exc}. "
+                f"Expected parameters: {expected}. Tools available now: {available}."
+            ) from None
+
+
+def _find(tools: Sequence[ToolSchema], name: str) -> ToolSchema | None:
+    for t in tools:
+        if t.name == name:
+            return t
+    return None
+
+
+def _normalize_message(response: Any, iteration: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The answer as an OpenAI-style assistant dict, and its tool calls as plain dicts."""
+    message = getattr(response, "message", None)
+    if message is None and isinstance(response, Mapping):
+        message = response.get("message", response)
+    if message is None:
+        raise TypeError(
+            f"LLM client returned {type(response).__name__} without a .message; "
+            "generate() must return an object with .message and .usage"
+        )
+    if not isinstance(message, dict):
+        message = _as_dict(message)
+    raw_calls = message.get("tool_calls") or []
+    if not raw_calls:
+        if message.get("role") != "assistant" or "tool_calls" in message:
+            message = {"role": "assistant", "content": message.get("content")}
+        return message, []
+    calls: list[dict[str, Any]] = []
+    for index, raw in enumerate(raw_calls):
+        call = raw if isinstance(raw, dict) else _as_dict(raw)
+        function = call.get("function") or {}
+        if not isinstance(function, dict):
+            function = _as_dict(function)
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            # Some clients decode the arguments; the transcript keeps the JSON string.
+            try:
+                arguments = json.dumps(arguments if arguments is not None else {})
+            except (TypeError, ValueError):
+                arguments = str(arguments)
+        calls.append(
+            {
+                "id": call.get("id") or f"call_{iteration}_{index}",
+                "type": "function",
+                "function": {"name": function.get("name") or "", "arguments": arguments},
+            }
+        )
+    return {"role": "assistant", "content": message.get("content"), "tool_calls": calls}, calls
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump()  # type: ignore[no-any-return]
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return dict(vars(obj))
+
+
+#: 0.3.0 names, kept so older code runs unchanged.
+Executor = LLMExecutor
+ExecutorConfig = LLMExecutorConfig

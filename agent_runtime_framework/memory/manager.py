@@ -1,0 +1,174 @@
+"""MemoryManager: one place where a turn's state and messages are read and written.
+
+``commit`` is the unit of durability: the state and the messages that explain it are
+written together (atomically in the Django implementation). ``claim`` serialises turns
+on one conversation so that two concurrent turns never lose an update.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..state.serializer import StateSerializer
+from .stores import ConversationLocks, ConversationStore, StateStore
+
+__all__ = [
+    "CommitInfo",
+    "MemoryContext",
+    "MemoryManager",
+    "build_memory_context",
+    "close_open_tool_calls",
+]
+
+
+@dataclass(slots=True)
+class MemoryContext:
+    """What a turn starts from: the stored state dict (or None) and the history."""
+
+    conversation_id: Any
+    agent_key: str
+    state: dict[str, Any] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_new(self) -> bool:
+        return self.state is None and not self.messages
+
+
+@dataclass(slots=True)
+class CommitInfo:
+    """Facts about a commit that stores may index (step, status, token counts)."""
+
+    step: Any = None
+    complete: bool = False
+    tokens: int = 0
+    new_turn: bool = False
+    #: The user message that opened this turn (when the commit includes it).
+    owner: Any = None
+
+
+def build_memory_context(
+    messages: Sequence[dict[str, Any]],
+    *,
+    max_messages: int | None = None,
+) -> list[dict[str, Any]]:
+    """The history to send to the model, cut to at most ``max_messages``.
+
+    The cut starts at a user message, so no tool result is sent without the assistant
+    message that asked for it.
+    """
+    if max_messages is None or len(messages) <= max_messages:
+        window = list(messages)
+    else:
+        start = len(messages) - max_messages
+        while start < len(messages) and messages[start].get("role") != "user":
+            start += 1
+        window = list(messages[start:])
+    return window
+
+
+def close_open_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Answer tool calls left without a result at the end of a history (a crashed turn).
+
+    Providers reject a history in which an assistant tool call has no tool result. Only
+    the tail can be open, so this looks at the last messages only. The answers are
+    appended to ``messages`` and returned, so the caller can store them too.
+    """
+    answered: set[str] = set()
+    index = len(messages) - 1
+    while index >= 0:
+        message = messages[index]
+        role = message.get("role")
+        if role == "tool":
+            answered.add(str(message.get("tool_call_id")))
+        elif role == "assistant" and message.get("tool_calls"):
+            added = [
+                {
+                    "role": "tool",
+                    "tool_call_id": call.get("id"),
+                    "content": "Error: this call was interrupted and did not run.",
+                }
+                for call in message["tool_calls"]
+                if str(call.get("id")) not in answered
+            ]
+            messages.extend(added)
+            return added
+        else:
+            return []
+        index -= 1
+    return []
+
+
+class MemoryManager:
+    """Loads and commits a journey's state and its conversation."""
+
+    def __init__(
+        self,
+        state_store: StateStore | None = None,
+        conversation_store: ConversationStore | None = None,
+        *,
+        busy_wait: float = 10.0,
+    ) -> None:
+        self.state_store = state_store if state_store is not None else StateStore()
+        self.conversation_store = (
+            conversation_store if conversation_store is not None else ConversationStore()
+        )
+        self.busy_wait = busy_wait
+        self._locks = ConversationLocks()
+
+    async def load_context(
+        self, conversation_id: Any, agent_key: str, *, max_messages: int | None = None
+    ) -> MemoryContext:
+        state = await self.state_store.load(conversation_id, agent_key)
+        messages = await self.conversation_store.get_messages(conversation_id, max_messages)
+        return MemoryContext(conversation_id, agent_key, state, messages)
+
+    async def load_state(self, conversation_id: Any, agent_key: str) -> dict[str, Any] | None:
+        return await self.state_store.load(conversation_id, agent_key)
+
+    async def save_state(self, conversation_id: Any, agent_key: str, state: Any) -> None:
+        """Save a state object (or an already serialized dict)."""
+        await self.state_store.save(conversation_id, agent_key, _as_state_dict(state))
+
+    async def save_messages(
+        self, conversation_id: Any, messages: Sequence[dict[str, Any]]
+    ) -> None:
+        """Store the full history; only new messages are written."""
+        await self.conversation_store.save_messages(conversation_id, messages)
+
+    async def append_messages(
+        self, conversation_id: Any, messages: Sequence[dict[str, Any]]
+    ) -> None:
+        await self.conversation_store.append_messages(conversation_id, messages)
+
+    async def commit(
+        self,
+        conversation_id: Any,
+        agent_key: str,
+        *,
+        state: dict[str, Any] | None = None,
+        messages: Sequence[dict[str, Any]] = (),
+        info: CommitInfo | None = None,
+    ) -> None:
+        """Write a state and the messages that explain it together."""
+        if messages:
+            await self.conversation_store.append_messages(conversation_id, messages)
+        if state is not None:
+            await self.state_store.save(conversation_id, agent_key, state)
+
+    @contextlib.asynccontextmanager
+    async def claim(
+        self, conversation_id: Any, agent_key: str, *, owner: Any = None
+    ) -> AsyncIterator[None]:
+        """Hold the conversation for one turn; raises ``JourneyBusy`` after ``busy_wait``."""
+        async with self._locks.claim(conversation_id, self.busy_wait):
+            yield
+
+
+def _as_state_dict(state: Any) -> dict[str, Any]:
+    if isinstance(state, dict):
+        return state
+    return StateSerializer.dump(state)

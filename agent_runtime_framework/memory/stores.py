@@ -1,0 +1,165 @@
+"""Storage interfaces and their in-process implementations.
+
+History is append-only: ``ConversationStore.append_messages`` costs O(new messages), and no
+store rewrites a conversation's history. The Django app provides ORM implementations of
+``StateStore`` and ``ConversationStore`` with the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "ConversationStore",
+    "InMemoryStore",
+    "JourneyBusy",
+    "MemoryStore",
+    "StateStore",
+]
+
+T = TypeVar("T")
+
+
+class JourneyBusy(Exception):
+    """Another turn holds this conversation; retry after ``retry_after`` seconds."""
+
+    def __init__(self, conversation_id: Any, retry_after: float = 1.0) -> None:
+        super().__init__(
+            f"Conversation {conversation_id} is busy with another turn; retry shortly"
+        )
+        self.conversation_id = conversation_id
+        self.retry_after = retry_after
+
+
+class MemoryStore(ABC, Generic[T]):
+    """Async key-value persistence."""
+
+    @abstractmethod
+    async def get(self, key: str) -> T | None: ...
+
+    @abstractmethod
+    async def set(self, key: str, value: T) -> None: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    async def exists(self, key: str) -> bool: ...
+
+
+class InMemoryStore(MemoryStore[T]):
+    """A dict in this process: for tests and single-process demos."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, T] = {}
+
+    async def get(self, key: str) -> T | None:
+        return self._data.get(key)
+
+    async def set(self, key: str, value: T) -> None:
+        self._data[key] = value
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def exists(self, key: str) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class StateStore:
+    """Journey state dicts per (conversation, agent key)."""
+
+    def __init__(self, store: MemoryStore[dict[str, Any]] | None = None) -> None:
+        self.store: MemoryStore[dict[str, Any]] = store or InMemoryStore()
+
+    @staticmethod
+    def key(conversation_id: Any, agent_key: str) -> str:
+        return f"state:{agent_key}:{conversation_id}"
+
+    async def load(self, conversation_id: Any, agent_key: str) -> dict[str, Any] | None:
+        return await self.store.get(self.key(conversation_id, agent_key))
+
+    async def save(self, conversation_id: Any, agent_key: str, state: dict[str, Any]) -> None:
+        await self.store.set(self.key(conversation_id, agent_key), state)
+
+    async def delete(self, conversation_id: Any, agent_key: str) -> None:
+        await self.store.delete(self.key(conversation_id, agent_key))
+
+
+class ConversationStore:
+    """A conversation's messages, append-only."""
+
+    def __init__(self) -> None:
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+
+    async def get_messages(
+        self, conversation_id: Any, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The history in order (the last ``limit`` messages when given)."""
+        stored = self._messages.get(str(conversation_id))
+        if not stored:
+            return []
+        return stored[-limit:] if limit else list(stored)
+
+    async def append_messages(
+        self, conversation_id: Any, messages: Sequence[dict[str, Any]]
+    ) -> None:
+        """Add messages at the end; O(len(messages))."""
+        if messages:
+            self._messages.setdefault(str(conversation_id), []).extend(messages)
+
+    async def count(self, conversation_id: Any) -> int:
+        return len(self._messages.get(str(conversation_id), ()))
+
+    async def save_messages(
+        self, conversation_id: Any, messages: Sequence[dict[str, Any]]
+    ) -> None:
+        """Store a full history: only the messages beyond what is stored are appended.
+
+        History is never rewritten: a list shorter than the stored history is refused.
+        """
+        stored = await self.count(conversation_id)
+        if len(messages) < stored:
+            raise ValueError(
+                f"Conversation {conversation_id} has {stored} stored messages; "
+                f"save_messages got {len(messages)}. History is append-only: pass the full "
+                "history, or use append_messages() for new messages"
+            )
+        await self.append_messages(conversation_id, list(messages[stored:]))
+
+    async def clear(self, conversation_id: Any) -> None:
+        self._messages.pop(str(conversation_id), None)
+
+
+class ConversationLocks:
+    """Per-conversation turn claims for one process (asyncio locks with a wait bound)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def claim(self, conversation_id: Any, wait: float) -> AsyncIterator[None]:
+        key = str(conversation_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        if lock.locked():
+            try:
+                await asyncio.wait_for(lock.acquire(), timeout=max(wait, 0.0))
+            except TimeoutError:
+                raise JourneyBusy(conversation_id, retry_after=max(1.0, wait)) from None
+        else:
+            await lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+            if not lock.locked() and not getattr(lock, "_waiters", None):
+                self._locks.pop(key, None)

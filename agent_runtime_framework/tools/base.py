@@ -1,0 +1,159 @@
+"""Journey tools: methods that read and change the journey state.
+
+Mark methods with ``@tool`` (optionally ``steps=[...]``) and their schemas are derived
+from the signature and docstring, so an agent need not write ``get_tool_schemas`` by hand.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, overload
+
+from .schema import ToolSchema
+
+__all__ = ["BaseJourneyTools", "StateT", "ToolResult", "ToolSpec", "tool"]
+
+StateT = TypeVar("StateT")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SPEC_ATTR = "__agent_tool_spec__"
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """A tool's answer: text for the model plus optional structured data for the host."""
+
+    content: str
+    success: bool = True
+    data: Any = None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        return self.content
+
+    @classmethod
+    def fail(cls, message: str, data: Any = None) -> ToolResult:
+        """A refused input (e.g. an age out of range): the model is asked to retry."""
+        return cls(content=message, success=False, data=data, error=message)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What ``@tool`` records on a method."""
+
+    name: str
+    description: str | None
+    steps: frozenset[Any] | None = field(default=None)
+
+
+@overload
+def tool(fn: F) -> F: ...
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    steps: Iterable[Any] | None = None,
+) -> Callable[[F], F]: ...
+def tool(
+    fn: Any = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    steps: Iterable[Any] | None = None,
+) -> Any:
+    """Mark a tools method as a tool; ``steps`` limits the steps where it is offered."""
+
+    def mark(f: F) -> F:
+        setattr(
+            f,
+            _SPEC_ATTR,
+            ToolSpec(
+                name=name or f.__name__,
+                description=description,
+                steps=frozenset(steps) if steps is not None else None,
+            ),
+        )
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+class BaseJourneyTools(Generic[StateT]):
+    """Base for a journey's tools; ``state`` is the live state the tools change."""
+
+    _schema_cache: dict[type, list[tuple[ToolSpec, ToolSchema]]]
+
+    def __init__(
+        self,
+        state: StateT,
+        backend_client: Any = None,
+        on_state_change: Callable[[StateT], Any] | None = None,
+    ) -> None:
+        self.state = state
+        self.backend_client = backend_client
+        self.on_state_change = on_state_change
+        self.handoff_requested: str | None = None
+
+    async def _notify_state_change(self) -> None:
+        """Tell the owner that the state changed (the agent also detects it itself)."""
+        if self.on_state_change is not None:
+            outcome = self.on_state_change(self.state)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+    def request_handoff(self, reason: str = "") -> None:
+        """Hand the user back to the intent router after this turn."""
+        self.handoff_requested = reason or "handoff requested"
+
+    # -- schemas from @tool methods ----------------------------------------------------
+    @classmethod
+    def declared_tools(cls) -> list[tuple[ToolSpec, ToolSchema]]:
+        """Every ``@tool`` method of the class with its derived schema (cached)."""
+        cache = cls.__dict__.get("_tool_declarations")
+        if cache is None:
+            found: list[tuple[ToolSpec, ToolSchema]] = []
+            seen: set[str] = set()
+            for klass in cls.__mro__:
+                for attr, value in vars(klass).items():
+                    spec = getattr(value, _SPEC_ATTR, None)
+                    if spec is None or attr in seen:
+                        continue
+                    seen.add(attr)
+                    found.append(
+                        (
+                            spec,
+                            ToolSchema.from_function(
+                                value, name=spec.name, description=spec.description
+                            ),
+                        )
+                    )
+            cache = found
+            cls._tool_declarations = cache  # type: ignore[attr-defined]
+        return list(cache)
+
+    @classmethod
+    def tool_schemas(cls, step: Any = None) -> list[ToolSchema]:
+        """Schemas of the ``@tool`` methods offered at ``step`` (all when None)."""
+        return [
+            schema
+            for spec, schema in cls.declared_tools()
+            if step is None or spec.steps is None or step in spec.steps
+        ]
+
+
+def stringify_result(result: Any) -> str:
+    """What the model reads for a tool's return value."""
+    if isinstance(result, str):
+        return result
+    if isinstance(result, ToolResult):
+        return result.content
+    if result is None:
+        return "OK"
+    try:
+        return json.dumps(result, default=str)
+    except (TypeError, ValueError):
+        return str(result)

@@ -16,12 +16,19 @@ __all__ = ["AgentContext", "AgentMessage", "AgentResult", "JourneyConfig"]
 class AgentContext:
     """One run: which conversation, what the user said, and host metadata."""
 
-    run_id: Any = field(default_factory=uuid.uuid4)
+    #: Hosts give one; when left None a UUID is made on first use (``ensure_run_id``).
+    run_id: Any = None
     conversation_id: Any = None
     input_messages: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Polled between LLM calls; True ends the run cleanly.
     cancelled: Callable[[], bool] | None = None
+
+    def ensure_run_id(self) -> Any:
+        """The run id, made now if the host gave none."""
+        if self.run_id is None:
+            self.run_id = uuid.uuid4()
+        return self.run_id
 
     @classmethod
     def for_message(cls, conversation_id: Any, text: str, **metadata: Any) -> AgentContext:

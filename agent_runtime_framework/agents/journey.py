@@ -79,6 +79,9 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         self.hooks = hooks
         self._state_cls: type[Any] | None = None
         self._executor: LLMExecutor | None = None
+        # The optional persistence hooks cost an await per commit; skip the defaults.
+        self._custom_load = type(self).load_state is not JourneyAgent.load_state
+        self._custom_save = type(self).save_state is not JourneyAgent.save_state
 
     # -- the seed's contract ------------------------------------------------------------
     @property
@@ -103,7 +106,9 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
     def create_tools(self, state: StateT, ctx: AgentContext) -> ToolsT:
         """The tools instance for this run. Default: ``tools_class(state=state)``."""
         if self.tools_class is None:
-            raise NotImplementedError(f"{type(self).__name__} must set tools_class or override create_tools()")
+            raise NotImplementedError(
+                f"{type(self).__name__} must set tools_class or override create_tools()"
+            )
         return cast(ToolsT, self.tools_class(state=state))
 
     async def execute_tool(self, tools: ToolsT, name: str, arguments: dict[str, Any]) -> Any:
@@ -122,8 +127,11 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         """Optional: also persist state yourself; called after each state change."""
 
     def is_terminal_state(self, state: StateT) -> bool:
-        is_terminal = getattr(state, "is_terminal", None)
-        return bool(is_terminal()) if callable(is_terminal) else False
+        """Whether the journey is over. Default: ``state.is_terminal()``."""
+        try:
+            return bool(state.is_terminal())  # type: ignore[attr-defined]
+        except AttributeError:
+            return False
 
     # -- helpers the hosts use ------------------------------------------------------------
     @property
@@ -166,7 +174,9 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
     # -- the turn --------------------------------------------------------------------------
     async def run(self, ctx: AgentContext, *, hooks: ExecutorHooks | None = None) -> AgentResult:
         """Play one turn of the conversation ``ctx.conversation_id``."""
-        conversation_id = ctx.conversation_id if ctx.conversation_id is not None else ctx.run_id
+        conversation_id = (
+            ctx.conversation_id if ctx.conversation_id is not None else ctx.ensure_run_id()
+        )
         owner = ctx.metadata.get("owner")
         async with self.memory.claim(conversation_id, self.key, owner=owner):
             return await self._run_claimed(ctx, conversation_id, hooks)
@@ -176,26 +186,26 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
     ) -> AgentResult:
         memory = self.memory
         key = self.key
-        loaded = await memory.load_context(
-            conversation_id, key, max_messages=None
-        )
-        state = await self.load_state(ctx)
+        loaded = await memory.load_context(conversation_id, key, max_messages=None)
+        state = await self.load_state(ctx) if self._custom_load else None
+        saved: dict[str, Any] | None
         if state is not None:
             saved = self.state_to_dict(state)
         elif loaded.state is not None:
             state = self.state_from_dict(loaded.state)
             saved = loaded.state
         else:
+            # A new journey: nothing saved yet, so the turn's first commit writes it.
             state = self.get_initial_state()
-            saved = self.state_to_dict(state)
-            # A new journey is persisted at once, so hosts can list it.
-            await memory.commit(
-                conversation_id, key, state=saved,
-                info=CommitInfo(step=getattr(state, "step", None), owner=ctx.metadata.get("owner")),
-            )
+            saved = None
 
         new_input = new_input_messages(ctx.input_messages)
-        history = build_memory_context(loaded.messages, max_messages=self.config.max_history_messages)
+        limit = self.config.max_history_messages
+        history = (
+            loaded.messages
+            if limit is None
+            else build_memory_context(loaded.messages, max_messages=limit)
+        )
         repaired = close_open_tool_calls(history)
         history.extend(new_input)
 
@@ -206,7 +216,9 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         new_turn = True
         usage_tokens = 0
 
-        async def after_tool_call(record: ToolCallRecord, run_messages: list[dict[str, Any]]) -> None:
+        async def after_tool_call(
+            record: ToolCallRecord, run_messages: list[dict[str, Any]]
+        ) -> None:
             nonlocal saved, committed, new_turn
             current = holder.current()
             data = self.state_to_dict(current)
@@ -214,7 +226,10 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
                 return
             messages = pending + run_messages[committed:]
             await memory.commit(
-                conversation_id, key, state=data, messages=messages,
+                conversation_id,
+                key,
+                state=data,
+                messages=messages,
                 info=CommitInfo(
                     step=getattr(current, "step", None),
                     complete=self.is_terminal_state(current),
@@ -225,7 +240,8 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
             pending.clear()
             committed = len(run_messages)
             new_turn = False
-            await self.save_state(ctx, current)
+            if self._custom_save:
+                await self.save_state(ctx, current)
 
         run_hooks = self.hooks if extra_hooks is None else CompositeHooks(self.hooks, extra_hooks)
         executor = self._get_executor()
@@ -250,7 +266,8 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         complete = self.is_terminal_state(final_state)
         tail = pending + outcome.messages[committed:]
         await memory.commit(
-            conversation_id, key,
+            conversation_id,
+            key,
             state=data if data != saved else None,
             messages=tail,
             info=CommitInfo(
@@ -260,7 +277,7 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
                 new_turn=new_turn,
             ),
         )
-        if data != saved:
+        if data != saved and self._custom_save:
             await self.save_state(ctx, final_state)
         return AgentResult(
             response=outcome.content,

@@ -107,7 +107,9 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             config=LLMExecutorConfig(max_iterations=2),
         )
         new_input = new_input_messages(ctx.input_messages)
-        conversation_id = ctx.conversation_id if ctx.conversation_id is not None else ctx.run_id
+        conversation_id = (
+            ctx.conversation_id if ctx.conversation_id is not None else ctx.ensure_run_id()
+        )
         history = await self.memory.conversation_store.get_messages(conversation_id)
         outcome = await executor.run(
             [*history, *new_input],
@@ -133,7 +135,9 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         return None, "none", reply
 
     async def run(self, ctx: AgentContext, *, hooks: ExecutorHooks | None = None) -> AgentResult:
-        conversation_id = ctx.conversation_id if ctx.conversation_id is not None else ctx.run_id
+        conversation_id = (
+            ctx.conversation_id if ctx.conversation_id is not None else ctx.ensure_run_id()
+        )
         journey = await self.current_journey(conversation_id)
         routed_by = None
         if journey is None:

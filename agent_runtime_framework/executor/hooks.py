@@ -37,7 +37,9 @@ class ExecutorHooks:
     async def on_iteration_start(self, iteration: int) -> None:
         """Before each LLM call of a run (1-based)."""
 
-    async def on_llm_start(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+    async def on_llm_start(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> None:
         """Right before the model is called, with exactly what it is sent."""
 
     async def on_llm_delta(self, delta: str) -> None:
@@ -55,7 +57,9 @@ class ExecutorHooks:
     async def on_tool_end(self, name: str, result: str) -> None:
         """A tool returned (``result`` is what the model will read)."""
 
-    async def on_tool_error(self, name: str, arguments: dict[str, Any], error: BaseException) -> None:
+    async def on_tool_error(
+        self, name: str, arguments: dict[str, Any], error: BaseException
+    ) -> None:
         """A tool raised (production mode turns it into an error result)."""
 
     async def on_tool_rejected(self, name: str, arguments: Any, reason: str) -> None:
@@ -81,9 +85,15 @@ def overridden_hooks(hooks: ExecutorHooks | None) -> frozenset[str]:
     if isinstance(hooks, CompositeHooks):
         return hooks.active
     cls = type(hooks)
-    return frozenset(
-        name for name in HOOK_NAMES if getattr(cls, name, None) is not _BASE_METHODS[name]
-    )
+    found = _OVERRIDES.get(cls)
+    if found is None:
+        found = _OVERRIDES[cls] = frozenset(
+            name for name in HOOK_NAMES if getattr(cls, name, None) is not _BASE_METHODS[name]
+        )
+    return found
+
+
+_OVERRIDES: dict[type, frozenset[str]] = {}
 
 
 class LoggingHooks(ExecutorHooks):
@@ -107,7 +117,9 @@ class LoggingHooks(ExecutorHooks):
     async def on_tool_end(self, name: str, result: str) -> None:
         self.logger.log(self.level, "tool %s returned %.200s", name, result)
 
-    async def on_tool_error(self, name: str, arguments: dict[str, Any], error: BaseException) -> None:
+    async def on_tool_error(
+        self, name: str, arguments: dict[str, Any], error: BaseException
+    ) -> None:
         self.logger.warning("tool %s failed: %s", name, error, exc_info=error)
 
     async def on_tool_rejected(self, name: str, arguments: Any, reason: str) -> None:
@@ -142,7 +154,9 @@ class CompositeHooks(ExecutorHooks):
             else:
                 flat.extend(h for h in item if h is not None)
         self.hooks = flat
-        self._by_name = {name: [h for h in flat if name in overridden_hooks(h)] for name in HOOK_NAMES}
+        self._by_name = {
+            name: [h for h in flat if name in overridden_hooks(h)] for name in HOOK_NAMES
+        }
         self.active = frozenset(name for name, hs in self._by_name.items() if hs)
 
     def add(self, hooks: ExecutorHooks) -> None:
@@ -155,7 +169,9 @@ class CompositeHooks(ExecutorHooks):
     async def on_iteration_start(self, iteration: int) -> None:
         await self._fan("on_iteration_start", iteration)
 
-    async def on_llm_start(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+    async def on_llm_start(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+    ) -> None:
         await self._fan("on_llm_start", messages, tools)
 
     async def on_llm_delta(self, delta: str) -> None:
@@ -173,7 +189,9 @@ class CompositeHooks(ExecutorHooks):
     async def on_tool_end(self, name: str, result: str) -> None:
         await self._fan("on_tool_end", name, result)
 
-    async def on_tool_error(self, name: str, arguments: dict[str, Any], error: BaseException) -> None:
+    async def on_tool_error(
+        self, name: str, arguments: dict[str, Any], error: BaseException
+    ) -> None:
         await self._fan("on_tool_error", name, arguments, error)
 
     async def on_tool_rejected(self, name: str, arguments: Any, reason: str) -> None:

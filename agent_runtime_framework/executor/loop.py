@@ -71,7 +71,7 @@ class LLMExecutorConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepView:
     """What the model may see and do at the current step."""
 
@@ -175,7 +175,7 @@ class LLMExecutor:
         prompt = view.system_prompt
         owns_system = bool(prompt)
         convo: list[dict[str, Any]] = [{"role": "system", "content": prompt}] if prompt else []
-        convo.extend(m if type(m) is dict else dict(m) for m in messages)
+        convo.extend(messages)  # type: ignore[arg-type]
         first_new = len(convo)
         records: list[ToolCallRecord] = []
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -196,11 +196,18 @@ class LLMExecutor:
                 tool_specs = [t.to_openai_format() for t in view.tools]
                 if "on_llm_start" in active:
                     await hooks.on_llm_start(convo, tool_specs)  # type: ignore[union-attr]
-                response = await self._call_llm(convo, tool_specs, stream, hooks, active)
+                if stream:
+                    response = await self._stream_llm(convo, tool_specs, hooks, active)
+                else:
+                    response = await self.llm_client.generate(
+                        convo, tools=tool_specs or None, **config.llm_kwargs
+                    )
                 message, calls = _normalize_message(response, iteration)
                 call_usage = normalize_usage(getattr(response, "usage", None))
-                for key, value in call_usage.items():
-                    usage[key] = usage.get(key, 0) + value
+                if call_usage:
+                    usage["prompt_tokens"] += call_usage["prompt_tokens"]
+                    usage["completion_tokens"] += call_usage["completion_tokens"]
+                    usage["total_tokens"] += call_usage["total_tokens"]
                 if "on_llm_end" in active:
                     await hooks.on_llm_end(message, call_usage)  # type: ignore[union-attr]
 
@@ -275,20 +282,16 @@ class LLMExecutor:
             await hooks.on_complete(result)  # type: ignore[union-attr]
         return result
 
-    async def _call_llm(
+    async def _stream_llm(
         self,
         convo: list[dict[str, Any]],
         tool_specs: list[dict[str, Any]],
-        stream: bool,
         hooks: ExecutorHooks | None,
         active: frozenset[str],
     ) -> Any:
-        kwargs = self.config.llm_kwargs
-        tools_arg = tool_specs or None
-        if not stream:
-            return await self.llm_client.generate(convo, tools=tools_arg, **kwargs)
         final: LLMResponse | None = None
-        async for event in self.llm_client.stream(convo, tools=tools_arg, **kwargs):
+        stream = self.llm_client.stream(convo, tools=tool_specs or None, **self.config.llm_kwargs)
+        async for event in stream:
             if event.delta and "on_llm_delta" in active:
                 await hooks.on_llm_delta(event.delta)  # type: ignore[union-attr]
             if event.response is not None:
@@ -309,7 +312,11 @@ class LLMExecutor:
         name = function.get("name") or ""
         raw_args = function.get("arguments")
         record = ToolCallRecord(
-            id=call["id"], name=name, arguments=raw_args, status="rejected", result="",
+            id=call["id"],
+            name=name,
+            arguments=raw_args,
+            status="rejected",
+            result="",
             step_before=view.step,
         )
         try:
@@ -350,6 +357,13 @@ class LLMExecutor:
         view: StepView,
         executor: ToolExecutor | None,
     ) -> dict[str, Any]:
+        if schema is not None and executor is not None and executor.has_tool(name):
+            try:
+                return schema.validate_arguments(raw_args)
+            except ArgumentError as exc:
+                problem: ArgumentError | None = exc
+        else:
+            problem = None
         available = ", ".join(t.name for t in view.tools) or "none"
         step = view.step
         step_text = f" at step '{getattr(step, 'value', step)}'" if step is not None else ""
@@ -367,14 +381,11 @@ class LLMExecutor:
                 f"Error: tool '{name}' is offered but has no implementation. "
                 f"Tools available now: {available}."
             )
-        try:
-            return schema.validate_arguments(raw_args)
-        except ArgumentError as exc:
-            expected = json.dumps(schema.parameters_schema().get("properties", {}))
-            raise _Failure(
-                f"Error: invalid arguments for tool '{name}': {exc}. "
-                f"Expected parameters: {expected}. Tools available now: {available}."
-            ) from None
+        expected = json.dumps(schema.parameters_schema().get("properties", {}))
+        raise _Failure(
+            f"Error: invalid arguments for tool '{name}': {problem}. "
+            f"Expected parameters: {expected}. Tools available now: {available}."
+        )
 
 
 def _find(tools: Sequence[ToolSchema], name: str) -> ToolSchema | None:
@@ -384,9 +395,21 @@ def _find(tools: Sequence[ToolSchema], name: str) -> ToolSchema | None:
     return None
 
 
-def _normalize_message(response: Any, iteration: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _normalize_message(
+    response: Any, iteration: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The answer as an OpenAI-style assistant dict, and its tool calls as plain dicts."""
-    message = getattr(response, "message", None)
+    try:
+        message = response.message
+    except AttributeError:
+        message = None
+    if type(message) is dict:
+        given = message.get("tool_calls")
+        if not given:
+            if message.get("role") == "assistant" and "tool_calls" not in message:
+                return message, []
+        elif message.get("role") == "assistant" and _well_formed(given):
+            return message, given
     if message is None and isinstance(response, Mapping):
         message = response.get("message", response)
     if message is None:
@@ -424,9 +447,24 @@ def _normalize_message(response: Any, iteration: int) -> tuple[dict[str, Any], l
     return {"role": "assistant", "content": message.get("content"), "tool_calls": calls}, calls
 
 
+def _well_formed(calls: Any) -> bool:
+    """True when tool calls are already plain OpenAI dicts with ids and string arguments."""
+    if type(calls) is not list:
+        return False
+    for call in calls:
+        if type(call) is not dict or not call.get("id") or call.get("type") != "function":
+            return False
+        function = call.get("function")
+        if type(function) is not dict or type(function.get("arguments")) is not str:
+            return False
+        if type(function.get("name")) is not str:
+            return False
+    return True
+
+
 def _as_dict(obj: Any) -> dict[str, Any]:
     if hasattr(obj, "model_dump"):
-        return obj.model_dump()  # type: ignore[no-any-return]
+        return obj.model_dump()
     if isinstance(obj, Mapping):
         return dict(obj)
     return dict(vars(obj))

@@ -84,6 +84,13 @@ def normalize_usage(usage: Any) -> dict[str, int]:
     """
     if not usage:
         return {}
+    if (
+        type(usage) is dict
+        and len(usage) == 3
+        and "total_tokens" in usage
+        and "prompt_tokens" in usage
+    ):
+        return usage  # already normalized (the common case)
     if not isinstance(usage, Mapping):
         usage = {
             name: getattr(usage, name)

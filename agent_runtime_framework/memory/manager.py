@@ -7,8 +7,8 @@ on one conversation so that two concurrent turns never lose an update.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,9 +133,7 @@ class MemoryManager:
         """Save a state object (or an already serialized dict)."""
         await self.state_store.save(conversation_id, agent_key, _as_state_dict(state))
 
-    async def save_messages(
-        self, conversation_id: Any, messages: Sequence[dict[str, Any]]
-    ) -> None:
+    async def save_messages(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
         """Store the full history; only new messages are written."""
         await self.conversation_store.save_messages(conversation_id, messages)
 
@@ -159,13 +157,11 @@ class MemoryManager:
         if state is not None:
             await self.state_store.save(conversation_id, agent_key, state)
 
-    @contextlib.asynccontextmanager
-    async def claim(
+    def claim(
         self, conversation_id: Any, agent_key: str, *, owner: Any = None
-    ) -> AsyncIterator[None]:
+    ) -> AbstractAsyncContextManager[Any]:
         """Hold the conversation for one turn; raises ``JourneyBusy`` after ``busy_wait``."""
-        async with self._locks.claim(conversation_id, self.busy_wait):
-            yield
+        return self._locks.claim(conversation_id, self.busy_wait)
 
 
 def _as_state_dict(state: Any) -> dict[str, Any]:

@@ -8,9 +8,8 @@ store rewrites a conversation's history. The Django app provides ORM implementat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 __all__ = [
@@ -28,9 +27,7 @@ class JourneyBusy(Exception):
     """Another turn holds this conversation; retry after ``retry_after`` seconds."""
 
     def __init__(self, conversation_id: Any, retry_after: float = 1.0) -> None:
-        super().__init__(
-            f"Conversation {conversation_id} is busy with another turn; retry shortly"
-        )
+        super().__init__(f"Conversation {conversation_id} is busy with another turn; retry shortly")
         self.conversation_id = conversation_id
         self.retry_after = retry_after
 
@@ -118,9 +115,7 @@ class ConversationStore:
     async def count(self, conversation_id: Any) -> int:
         return len(self._messages.get(str(conversation_id), ()))
 
-    async def save_messages(
-        self, conversation_id: Any, messages: Sequence[dict[str, Any]]
-    ) -> None:
+    async def save_messages(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
         """Store a full history: only the messages beyond what is stored are appended.
 
         History is never rewritten: a list shorter than the stored history is refused.
@@ -144,22 +139,38 @@ class ConversationLocks:
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
 
-    @contextlib.asynccontextmanager
-    async def claim(self, conversation_id: Any, wait: float) -> AsyncIterator[None]:
-        key = str(conversation_id)
-        lock = self._locks.get(key)
+    def claim(self, conversation_id: Any, wait: float) -> _Claim:
+        return _Claim(self._locks, conversation_id, wait)
+
+
+class _Claim:
+    """Async context manager holding one conversation's lock (a class: it is on the hot path)."""
+
+    __slots__ = ("conversation_id", "key", "lock", "locks", "wait")
+
+    def __init__(self, locks: dict[str, asyncio.Lock], conversation_id: Any, wait: float) -> None:
+        self.locks = locks
+        self.conversation_id = conversation_id
+        self.key = str(conversation_id)
+        self.wait = wait
+        self.lock: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> None:
+        lock = self.locks.get(self.key)
         if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
+            lock = self.locks[self.key] = asyncio.Lock()
         if lock.locked():
             try:
-                await asyncio.wait_for(lock.acquire(), timeout=max(wait, 0.0))
+                await asyncio.wait_for(lock.acquire(), timeout=max(self.wait, 0.0))
             except TimeoutError:
-                raise JourneyBusy(conversation_id, retry_after=max(1.0, wait)) from None
+                raise JourneyBusy(self.conversation_id, retry_after=max(1.0, self.wait)) from None
         else:
             await lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
-            if not lock.locked() and not getattr(lock, "_waiters", None):
-                self._locks.pop(key, None)
+        self.lock = lock
+
+    async def __aexit__(self, *exc: object) -> None:
+        lock = self.lock
+        assert lock is not None
+        lock.release()
+        if not lock.locked() and not getattr(lock, "_waiters", None):
+            self.locks.pop(self.key, None)

@@ -27,7 +27,7 @@ class PromptTemplate:
             if m.group("named") or m.group("braced")
         }
 
-    def render(self, **values: Any) -> str:
+    def render(self, /, **values: Any) -> str:
         merged = {**self.defaults, **values}
         missing = self.placeholders - merged.keys()
         if missing:
@@ -53,14 +53,14 @@ class StepPromptMapping(Generic[StepT]):
             self.add(step, prompt)
         self.default = _template(default) if default is not None else None
 
-    def add(self, step: StepT, prompt: str | PromptTemplate) -> StepPromptMapping[StepT]:
+    def add(self, step: StepT, prompt: str | PromptTemplate, /) -> StepPromptMapping[StepT]:
         self.prompts[step] = _template(prompt)
         return self
 
     def has(self, step: StepT) -> bool:
         return step in self.prompts
 
-    def get(self, step: StepT, **values: Any) -> str:
+    def get(self, step: StepT, /, **values: Any) -> str:
         template = self.prompts.get(step, self.default)
         if template is None:
             raise KeyError(f"No prompt for step {step!r} and no default")
@@ -78,7 +78,7 @@ class PromptManager(Generic[StepT]):
         self.mapping = mapping
         self.context_enricher = context_enricher
 
-    def get_prompt(self, state: Any, **extra: Any) -> str:
+    def get_prompt(self, state: Any, /, **extra: Any) -> str:
         step = state.step
         values: dict[str, Any] = {"step": step}
         if self.context_enricher is not None:

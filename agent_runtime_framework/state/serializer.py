@@ -40,7 +40,17 @@ class StateSerializer:
     def _adapter(cls, state_cls: type) -> TypeAdapter[Any]:
         adapter = cls._adapters.get(state_cls)
         if adapter is None:
-            if not dataclasses.is_dataclass(state_cls):
+            own = {
+                name
+                for name, hint in vars(state_cls).get("__annotations__", {}).items()
+                if "ClassVar" not in str(hint)
+            }
+            fields_known = (
+                {f.name for f in dataclasses.fields(state_cls)}
+                if dataclasses.is_dataclass(state_cls)
+                else set()
+            )
+            if not dataclasses.is_dataclass(state_cls) or not own <= fields_known:
                 raise TypeError(
                     f"{state_cls.__name__} is not a dataclass: decorate it with @dataclass "
                     "or write to_dict()/from_dict() yourself"
@@ -55,8 +65,9 @@ class StateSerializer:
     @classmethod
     def dump_fields(cls, state: Any) -> dict[str, Any]:
         """The dataclass's fields as a JSON-safe dict."""
+        adapter = cls._adapter(type(state))
         try:
-            result: dict[str, Any] = cls._adapter(type(state)).dump_python(state, mode="json")
+            result: dict[str, Any] = adapter.dump_python(state, mode="json")
         except Exception as exc:  # pydantic raises several types here
             raise StateError(f"Cannot serialize {type(state).__name__}: {exc}") from exc
         return result
@@ -79,7 +90,7 @@ class StateSerializer:
         elif VERSION_KEY in data:
             data = {k: v for k, v in data.items() if k != VERSION_KEY}
         try:
-            return adapter.validate_python(data)  # type: ignore[no-any-return]
+            return adapter.validate_python(data)
         except ValidationError as exc:
             raise cls._state_error(state_cls, exc) from exc
 
@@ -97,9 +108,8 @@ class StateSerializer:
     @classmethod
     def dump(cls, state: Any) -> dict[str, Any]:
         """``state.to_dict()`` stamped with the class's ``state_version``."""
-        data = dict(state.to_dict())
-        data[VERSION_KEY] = getattr(type(state), "state_version", 1)
-        return data
+        data = state.to_dict()
+        return {**data, VERSION_KEY: getattr(type(state), "state_version", 1)}
 
     @classmethod
     def load(cls, state_cls: type[T], data: dict[str, Any]) -> T:
@@ -121,9 +131,10 @@ class StateSerializer:
             payload = {k: v for k, v in data.items() if k != VERSION_KEY}
             data = state_cls.migrate(payload, version)  # type: ignore[attr-defined]
         elif VERSION_KEY in data:
-            data = {k: v for k, v in data.items() if k != VERSION_KEY}
+            data = data.copy()
+            del data[VERSION_KEY]
         try:
-            return state_cls.from_dict(data)  # type: ignore[attr-defined,no-any-return]
+            return state_cls.from_dict(data)  # type: ignore[attr-defined]
         except StateError:
             raise
         except (ValueError, KeyError, TypeError) as exc:

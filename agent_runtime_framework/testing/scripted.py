@@ -27,7 +27,9 @@ def tool_call(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """An OpenAI-format tool call; ``raw_arguments`` sends a literal (maybe broken) string."""
-    args = raw_arguments if raw_arguments is not None else json.dumps({**(arguments or {}), **kwargs})
+    args = (
+        raw_arguments if raw_arguments is not None else json.dumps({**(arguments or {}), **kwargs})
+    )
     return {
         "id": id or "",
         "type": "function",
@@ -58,10 +60,14 @@ class ScriptedLLM:
     """Answers from a queue. Items: a str (text reply), a tool call dict or a list of them
     (one answer with several calls), an ``LLMResponse``, or an exception to raise."""
 
-    def __init__(self, script: Iterable[Any] = (), *, usage: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self, script: Iterable[Any] = (), *, usage: Mapping[str, int] | None = None
+    ) -> None:
         self.script: deque[Any] = deque(script)
         self.calls: list[RecordedCall] = []
-        self.usage = dict(usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
+        self.usage = dict(
+            usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        )
         self._ids = 0
 
     # -- building the script ---------------------------------------------------------------
@@ -89,7 +95,9 @@ class ScriptedLLM:
 
     def assert_exhausted(self) -> None:
         if self.script:
-            raise AssertionError(f"{len(self.script)} scripted replies were never used: {list(self.script)}")
+            raise AssertionError(
+                f"{len(self.script)} scripted replies were never used: {list(self.script)}"
+            )
 
     # -- the client protocol -----------------------------------------------------------------
     async def generate(
@@ -100,7 +108,9 @@ class ScriptedLLM:
     ) -> LLMResponse:
         self.calls.append(
             RecordedCall(
-                messages=[dict(m) for m in messages], tools=list(tools or []), kwargs=dict(kwargs)
+                messages=[dict(m) for m in messages],
+                tools=[dict(t) for t in tools or ()],
+                kwargs=dict(kwargs),
             )
         )
         if not self.script:
@@ -117,7 +127,11 @@ class ScriptedLLM:
             message: dict[str, Any] = {"role": "assistant", "content": item}
         else:
             calls = [item] if isinstance(item, dict) else list(item)
-            message = {"role": "assistant", "content": None, "tool_calls": [self._with_id(c) for c in calls]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [self._with_id(c) for c in calls],
+            }
         return LLMResponse(message=message, usage=dict(self.usage))
 
     async def stream(

@@ -36,6 +36,9 @@ _JSON_TYPES: dict[str, Any] = {
 }
 
 
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 class ArgumentError(ValueError):
     """Arguments of a tool call did not match the tool's schema; the message says how."""
 
@@ -74,7 +77,8 @@ class ToolParameter:
         if self.enum is not None:
             return Literal[tuple(self.enum)]
         if self.type == "array" and self.items and self.items.get("type") in _JSON_TYPES:
-            return list[_JSON_TYPES[self.items["type"]]]  # type: ignore[misc]
+            item_type: Any = _JSON_TYPES[self.items["type"]]
+            return list[item_type]
         return _JSON_TYPES[self.type]
 
 
@@ -93,7 +97,7 @@ class ToolSchema:
     _openai: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.name):
+        if not _TOOL_NAME.fullmatch(self.name):
             raise ValueError(
                 f"Tool name {self.name!r} must be 1-64 letters, digits, '_' or '-' "
                 "(what the providers accept)"
@@ -134,19 +138,20 @@ class ToolSchema:
     # -- what the tool receives --------------------------------------------------------
     def _model(self) -> type[BaseModel]:
         if self.arguments_model is None:
-            fields: dict[str, Any] = {}
-            for p in self.parameters:
-                default = ... if p.required else p.default
-                fields[p.name] = (
-                    p.python_type() if p.required else p.python_type() | None,
-                    Field(default, description=p.description or None),
+            # Agents often rebuild schemas on every call (as the seed does); building a
+            # pydantic model costs ~0.3 ms, so models are shared by parameter signature.
+            signature = tuple(
+                (
+                    p.name,
+                    p.type,
+                    p.required,
+                    tuple(p.enum) if p.enum is not None else None,
+                    json.dumps(p.items, sort_keys=True) if p.items else None,
+                    repr(p.default),
                 )
-            self.arguments_model = create_model(  # type: ignore[call-overload]
-                f"{self.name}_arguments",
-                __config__=ConfigDict(extra="forbid"),
-                **fields,
+                for p in self.parameters
             )
-        assert self.arguments_model is not None
+            self.arguments_model = _arguments_model(self.name, signature, tuple(self.parameters))
         return self.arguments_model
 
     def validate_arguments(self, arguments: Any) -> dict[str, Any]:
@@ -156,30 +161,25 @@ class ToolSchema:
         Returns keyword arguments for the tool (only the ones the call gave, plus
         defaults for missing optional ones).
         """
-        if isinstance(arguments, str):
-            text = arguments.strip()
-            if not text:
-                arguments = {}
-            else:
-                try:
-                    arguments = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise ArgumentError(
-                        f"the arguments are not valid JSON ({exc.msg} at position {exc.pos}); "
-                        "send a JSON object"
-                    ) from None
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, Mapping):
-            raise ArgumentError(
-                f"the arguments must be a JSON object, got {type(arguments).__name__}"
-            )
         model = self._model()
         try:
-            validated = model.model_validate(arguments)
+            if isinstance(arguments, str):
+                if not arguments or arguments.isspace():
+                    validated = model.model_validate({})
+                else:
+                    # pydantic parses and validates the JSON in one pass (in Rust).
+                    validated = model.__pydantic_validator__.validate_json(arguments)
+            elif arguments is None:
+                validated = model.model_validate({})
+            elif isinstance(arguments, Mapping):
+                validated = model.model_validate(arguments)
+            else:
+                raise ArgumentError(
+                    f"the arguments must be a JSON object, got {type(arguments).__name__}"
+                )
         except ValidationError as exc:
             raise ArgumentError(_describe_validation_error(exc)) from None
-        return {name: getattr(validated, name) for name in type(validated).model_fields}
+        return dict(validated.__dict__)
 
     # -- derivation from a signature ---------------------------------------------------
     @classmethod
@@ -213,7 +213,7 @@ class ToolSchema:
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
         tool_name = name or fn.__name__
-        model = create_model(  # type: ignore[call-overload]
+        model = create_model(
             f"{tool_name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
         )
         json_schema = model.model_json_schema()
@@ -231,12 +231,45 @@ class ToolSchema:
         )
 
 
+_MODEL_CACHE: dict[tuple[str, tuple[Any, ...]], type[BaseModel]] = {}
+_MODEL_CACHE_MAX = 2048
+
+
+def _arguments_model(
+    name: str, signature: tuple[Any, ...], parameters: tuple[ToolParameter, ...]
+) -> type[BaseModel]:
+    key = (name, signature)
+    model = _MODEL_CACHE.get(key)
+    if model is None:
+        fields: dict[str, Any] = {}
+        for p in parameters:
+            default = ... if p.required else p.default
+            fields[p.name] = (
+                p.python_type() if p.required else p.python_type() | None,
+                Field(default, description=p.description or None),
+            )
+        model = create_model(
+            f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+        )
+        if len(_MODEL_CACHE) >= _MODEL_CACHE_MAX:
+            _MODEL_CACHE.clear()
+        _MODEL_CACHE[key] = model
+    return model
+
+
 def _describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ())) or "(arguments)"
         kind = err.get("type", "")
-        if kind == "missing":
+        if kind == "json_invalid":
+            reason = err.get("ctx", {}).get("error", "parse error")
+            parts.append(f"the arguments are not valid JSON ({reason}); send a JSON object")
+        elif kind in ("model_type", "model_attributes_type") and loc == "(arguments)":
+            parts.append(
+                f"the arguments must be a JSON object, got {type(err.get('input')).__name__}"
+            )
+        elif kind == "missing":
             parts.append(f"missing required argument '{loc}'")
         elif kind == "extra_forbidden":
             parts.append(f"unexpected argument '{loc}'")
@@ -274,9 +307,7 @@ def parse_docstring_params(doc: str) -> tuple[str, dict[str, str]]:
             continue
         if in_args:
             item = _GOOGLE_ITEM.match(line)
-            if item and line.startswith((" ", "\t")) and (
-                len(line) - len(line.lstrip()) <= 4
-            ):
+            if item and line.startswith((" ", "\t")) and (len(line) - len(line.lstrip()) <= 4):
                 current = item.group(1)
                 params[current] = item.group(2).strip()
                 continue
@@ -297,13 +328,24 @@ def parse_docstring_params(doc: str) -> tuple[str, dict[str, str]]:
     return summary, params
 
 
+_BUILT: dict[tuple[Any, ...], ToolSchema] = {}
+
+
 class ToolSchemaBuilder:
-    """Fluent builder: ``ToolSchemaBuilder("x").description("..").param(..).build()``."""
+    """Fluent builder: ``ToolSchemaBuilder("x").description("..").param(..).build()``.
+
+    Agents commonly rebuild the same schemas on every call (the seed's examples do), so
+    ``build()`` returns one shared ``ToolSchema`` per distinct definition: its provider
+    format and argument validator are then computed once. Treat built schemas as
+    immutable.
+    """
+
+    __slots__ = ("_description", "_name", "_params")
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._description = ""
-        self._params: list[ToolParameter] = []
+        self._params: list[tuple[Any, ...]] = []
 
     def description(self, text: str) -> ToolSchemaBuilder:
         self._description = text
@@ -320,27 +362,44 @@ class ToolSchemaBuilder:
         items: dict[str, Any] | None = None,
         default: Any = None,
     ) -> ToolSchemaBuilder:
-        if any(p.name == name for p in self._params):
-            raise ValueError(f"Tool {self._name!r} already has a parameter {name!r}")
-        values: list[Any] | None
+        for existing in self._params:
+            if existing[0] == name:
+                raise ValueError(f"Tool {self._name!r} already has a parameter {name!r}")
+        values: tuple[Any, ...] | None
         if isinstance(enum, EnumType):
-            values = [m.value for m in enum]
+            values = tuple(m.value for m in enum)
         else:
-            values = list(enum) if enum is not None else None
-        self._params.append(
-            ToolParameter(
-                name=name,
-                type=type,
-                description=description,
-                required=required,
-                enum=values,
-                items=items,
-                default=default,
-            )
-        )
+            values = tuple(enum) if enum is not None else None
+        items_key = json.dumps(items, sort_keys=True) if items else None
+        self._params.append((name, type, description, required, values, items_key, default))
         return self
 
     def build(self) -> ToolSchema:
-        return ToolSchema(
-            name=self._name, description=self._description, parameters=list(self._params)
+        try:
+            key = (self._name, self._description, tuple(self._params))
+            cached = _BUILT.get(key)
+        except TypeError:  # an unhashable default: build without sharing
+            key, cached = None, None
+        if cached is not None:
+            return cached
+        schema = ToolSchema(
+            name=self._name,
+            description=self._description,
+            parameters=[
+                ToolParameter(
+                    name=name,
+                    type=type_,
+                    description=description,
+                    required=required,
+                    enum=list(values) if values is not None else None,
+                    items=json.loads(items_key) if items_key else None,
+                    default=default,
+                )
+                for name, type_, description, required, values, items_key, default in self._params
+            ],
         )
+        if key is not None:
+            if len(_BUILT) >= _MODEL_CACHE_MAX:
+                _BUILT.clear()
+            _BUILT[key] = schema
+        return schema

@@ -1,6 +1,7 @@
 """Settings for the test suite: SQLite by default, PostgreSQL when DATABASE_URL says so."""
 
 import os
+import tempfile
 
 from agent_runtime_framework.django.dburl import database_from_url
 
@@ -40,8 +41,14 @@ TEMPLATES = [
 ]
 DATABASES = {
     "default": database_from_url(
-        os.environ.get("DATABASE_URL", ""), default_sqlite=os.path.join(os.path.dirname(__file__), "test.sqlite3")
+        os.environ.get("DATABASE_URL", ""),
+        default_sqlite=os.path.join(os.path.dirname(__file__), "test.sqlite3"),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # One test database per process, so two test runs never share (and corrupt) a file.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"art-tests-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AGENT_RUNTIME_FRAMEWORK = {}
+AGENT_RUNTIME_FRAMEWORK: dict[str, object] = {}

@@ -186,7 +186,8 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
     ) -> AgentResult:
         memory = self.memory
         key = self.key
-        loaded = await memory.load_context(conversation_id, key, max_messages=None)
+        limit = self.config.max_history_messages
+        loaded = await memory.load_context(conversation_id, key, max_messages=limit)
         state = await self.load_state(ctx) if self._custom_load else None
         saved: dict[str, Any] | None
         if state is not None:
@@ -200,7 +201,6 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
             saved = None
 
         new_input = new_input_messages(ctx.input_messages)
-        limit = self.config.max_history_messages
         history = (
             loaded.messages
             if limit is None
@@ -275,6 +275,7 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
                 complete=complete,
                 tokens=usage_tokens,
                 new_turn=new_turn,
+                final=True,
             ),
         )
         if data != saved and self._custom_save:

@@ -135,9 +135,17 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         return None, "none", reply
 
     async def run(self, ctx: AgentContext, *, hooks: ExecutorHooks | None = None) -> AgentResult:
+        """Route (first turn) and delegate, holding the conversation for the whole turn."""
         conversation_id = (
             ctx.conversation_id if ctx.conversation_id is not None else ctx.ensure_run_id()
         )
+        owner = ctx.metadata.get("owner")
+        async with self.memory.claim(conversation_id, self.key, owner=owner):
+            return await self._run_claimed(ctx, conversation_id, hooks)
+
+    async def _run_claimed(
+        self, ctx: AgentContext, conversation_id: Any, hooks: ExecutorHooks | None
+    ) -> AgentResult:
         journey = await self.current_journey(conversation_id)
         routed_by = None
         if journey is None:

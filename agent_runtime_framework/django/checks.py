@@ -1,1 +1,336 @@
-"""System checks (filled in by the Django app work)."""
+"""System checks: ``manage.py check`` finds broken journeys before a user does.
+
+Each registered agent (and each journey behind a router) is walked through every step of
+its step enum: the step must have a system prompt, and every tool offered there must have
+a method that accepts the schema's parameters. Keys must be unique and the settings dict
+must only hold known keys of the right type.
+
+Check ids:
+
+- ``agent_runtime.E001`` a step has no system prompt (raises, or returns empty/non-str).
+- ``agent_runtime.E002`` a tool schema has no matching method on the step's tools object.
+- ``agent_runtime.E003`` a tool method's signature does not fit the schema's parameters.
+- ``agent_runtime.E004`` two different agents share a key.
+- ``agent_runtime.E005`` an unknown key in ``AGENT_RUNTIME_FRAMEWORK`` (a typo?).
+- ``agent_runtime.E006`` a setting has a value of the wrong type or range.
+- ``agent_runtime.E007`` ``get_initial_state()`` or ``get_tool_schemas()`` raises.
+- ``agent_runtime.W001`` a runtime is registered under a key other than its ``.key``.
+- ``agent_runtime.W002`` tools could not be created for a step, so E002/E003 were skipped.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+from django.core import checks
+
+from ..agents.context import AgentContext
+from ..agents.introspect import journey_steps, step_value
+
+__all__ = [
+    "check_agent",
+    "check_agent_keys",
+    "check_agents",
+    "check_settings",
+    "iter_agents",
+]
+
+
+def iter_agents(runtimes: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(label, agent) for every registered runtime and every journey behind a router."""
+    for key, runtime in runtimes.items():
+        yield key, runtime
+        sub_agents = getattr(runtime, "agents", None)
+        if isinstance(sub_agents, dict):
+            for route, agent in sub_agents.items():
+                yield f"{key} -> {step_value(route)}", agent
+
+
+def _is_journey(agent: Any) -> bool:
+    return all(
+        callable(getattr(agent, name, None))
+        for name in ("get_initial_state", "get_system_prompt", "get_tool_schemas")
+    )
+
+
+def _make_tools(agent: Any, state: Any) -> Any:
+    """Call ``create_tools`` with the arity it has: (state, ctx) or (state, ctx, backend)."""
+    create = agent.create_tools
+    try:
+        params = [
+            p for p in inspect.signature(create).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= 3:
+        return create(state, None, None)
+    return create(state, AgentContext())
+
+
+def _signature_problem(method: Any, parameters: list[str]) -> str | None:
+    """Why ``method(**{p: ...})`` would fail for the schema's parameters (None if it fits)."""
+    try:
+        signature = inspect.signature(method)
+    except (TypeError, ValueError):
+        return None
+    params = signature.parameters
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    accepted = {
+        name for name, p in params.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    unknown = [p for p in parameters if p not in accepted and not takes_kwargs]
+    if unknown:
+        return f"does not accept schema parameter(s) {', '.join(unknown)}"
+    missing = [
+        name for name, p in params.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.default is p.empty and name not in parameters
+    ]
+    if missing:
+        return f"requires argument(s) {', '.join(missing)} that the schema does not declare"
+    return None
+
+
+def check_agent(label: str, agent: Any) -> list[checks.CheckMessage]:
+    """E001/E002/E003/E007/W002 for one agent, walking every step of its enum."""
+    errors: list[checks.CheckMessage] = []
+    name = type(agent).__qualname__
+    try:
+        steps = journey_steps(agent)
+        if not steps:
+            steps = [getattr(agent.get_initial_state(), "step", None)]
+    except Exception as exc:
+        return [
+            checks.Error(
+                f"Agent '{label}' ({name}): get_initial_state() raised {type(exc).__name__}: {exc}",
+                hint="get_initial_state() must return a fresh state without arguments.",
+                obj=agent,
+                id="agent_runtime.E007",
+            )
+        ]
+    for step in steps:
+        value = step_value(step)
+        try:
+            state = agent.get_initial_state()
+            if step is not None:
+                state.step = step
+        except Exception as exc:
+            errors.append(
+                checks.Error(
+                    f"Agent '{label}' ({name}): cannot build a state at step '{value}': {exc}",
+                    hint="The state's step field must accept every member of the step enum.",
+                    obj=agent,
+                    id="agent_runtime.E007",
+                )
+            )
+            continue
+        try:
+            prompt = agent.get_system_prompt(state)
+            problem = None if isinstance(prompt, str) and prompt.strip() else (
+                f"returned {prompt!r}"
+            )
+        except Exception as exc:
+            problem = f"raised {type(exc).__name__}: {exc}"
+        if problem:
+            errors.append(
+                checks.Error(
+                    f"Agent '{label}' ({name}): no system prompt for step '{value}' "
+                    f"(get_system_prompt {problem}).",
+                    hint="Add a prompt for this step (e.g. to the StepPromptMapping), or give "
+                    "the mapping a default.",
+                    obj=agent,
+                    id="agent_runtime.E001",
+                )
+            )
+        try:
+            schemas = list(agent.get_tool_schemas(state))
+        except Exception as exc:
+            errors.append(
+                checks.Error(
+                    f"Agent '{label}' ({name}): get_tool_schemas() raised at step '{value}': "
+                    f"{type(exc).__name__}: {exc}",
+                    hint="get_tool_schemas(state) must work for every step.",
+                    obj=agent,
+                    id="agent_runtime.E007",
+                )
+            )
+            continue
+        if not schemas:
+            continue
+        try:
+            tools = _make_tools(agent, state)
+        except Exception as exc:
+            errors.append(
+                checks.Warning(
+                    f"Agent '{label}' ({name}): could not create tools at step '{value}' to "
+                    f"verify them ({type(exc).__name__}: {exc}).",
+                    hint="Make create_tools work without a live context, or ignore this with "
+                    "SILENCED_SYSTEM_CHECKS.",
+                    obj=agent,
+                    id="agent_runtime.W002",
+                )
+            )
+            continue
+        for schema in schemas:
+            method = getattr(tools, schema.name, None)
+            if not callable(method):
+                errors.append(
+                    checks.Error(
+                        f"Agent '{label}' ({name}): tool '{schema.name}' is offered at step "
+                        f"'{value}' but {type(tools).__qualname__} has no method "
+                        f"'{schema.name}'.",
+                        hint="Add the method to the tools class or fix the schema's name.",
+                        obj=agent,
+                        id="agent_runtime.E002",
+                    )
+                )
+                continue
+            why = _signature_problem(method, schema.parameter_names)
+            if why:
+                errors.append(
+                    checks.Error(
+                        f"Agent '{label}' ({name}): tool method "
+                        f"{type(tools).__qualname__}.{schema.name} {why}.",
+                        hint="Make the method's parameters match the schema's parameters.",
+                        obj=agent,
+                        id="agent_runtime.E003",
+                    )
+                )
+    return errors
+
+
+def check_agent_keys(runtimes: dict[str, Any]) -> list[checks.CheckMessage]:
+    """E004 (one key, two agents) and W001 (registered under a key other than ``.key``)."""
+    errors: list[checks.CheckMessage] = []
+    owners: dict[str, Any] = {}
+    for registered, runtime in runtimes.items():
+        own = getattr(runtime, "key", registered)
+        if own != registered:
+            errors.append(
+                checks.Warning(
+                    f"Runtime {type(runtime).__qualname__} is registered as '{registered}' "
+                    f"but its key is '{own}'.",
+                    hint="Register it without key= or make the keys agree; the admin and "
+                    "the stores use the agent's own key.",
+                    obj=runtime,
+                    id="agent_runtime.W001",
+                )
+            )
+    for label, agent in iter_agents(runtimes):
+        key = getattr(agent, "key", None)
+        if not isinstance(key, str):
+            continue
+        seen = owners.setdefault(key, agent)
+        if seen is not agent:
+            errors.append(
+                checks.Error(
+                    f"Agent key '{key}' is used by {type(seen).__qualname__} and by "
+                    f"{type(agent).__qualname__} ({label}).",
+                    hint="Agent keys name journey rows in the database: give each agent its "
+                    "own key.",
+                    obj=agent,
+                    id="agent_runtime.E004",
+                )
+            )
+    return errors
+
+
+def check_settings(raw: Any) -> list[checks.CheckMessage]:
+    """E005 (unknown keys) and E006 (wrong types) for ``AGENT_RUNTIME_FRAMEWORK``."""
+    from .conf import DEFAULTS
+
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [
+            checks.Error(
+                f"AGENT_RUNTIME_FRAMEWORK must be a dict, got {type(raw).__name__}.",
+                hint="settings.AGENT_RUNTIME_FRAMEWORK = {'BUSY_WAIT_SECONDS': 10, ...}",
+                id="agent_runtime.E006",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    for key in sorted(set(raw) - set(DEFAULTS)):
+        close = [k for k in DEFAULTS if k.replace("_", "") == str(key).upper().replace("_", "")]
+        errors.append(
+            checks.Error(
+                f"Unknown setting AGENT_RUNTIME_FRAMEWORK[{key!r}].",
+                hint=(f"Did you mean {close[0]!r}? " if close else "")
+                + f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="agent_runtime.E005",
+            )
+        )
+
+    def number(key: str, minimum: float, integer: bool = False, optional: bool = False) -> None:
+        if key not in raw:
+            return
+        value: Any = raw[key]
+        if value is None and optional:
+            return
+        kinds: tuple[type, ...] = (int,) if integer else (int, float)
+        valid = not isinstance(value, bool) and isinstance(value, kinds)
+        if not valid or float(value) < minimum:
+            kind = "an integer" if integer else "a number"
+            errors.append(
+                checks.Error(
+                    f"AGENT_RUNTIME_FRAMEWORK[{key!r}] must be {kind} >= {minimum}"
+                    + (" or None" if optional else "")
+                    + f", got {value!r}.",
+                    hint=f"The default is {DEFAULTS[key]!r}.",
+                    id="agent_runtime.E006",
+                )
+            )
+
+    number("BUSY_WAIT_SECONDS", 0)
+    number("LEASE_SECONDS", 0.001)
+    number("MAX_BODY_BYTES", 1, integer=True)
+    number("MAX_MESSAGE_CHARS", 1, integer=True)
+    number("MAX_EVENT_PAYLOAD_CHARS", 0, integer=True)
+    number("MAX_HISTORY_MESSAGES", 1, integer=True, optional=True)
+    number("DB_THREADS", 1, integer=True)
+    for flag in ("ALLOW_OFFLINE_STANDIN", "ALLOW_ANONYMOUS", "PREPARED_STATEMENTS"):
+        if flag in raw and not isinstance(raw[flag], bool):
+            errors.append(
+                checks.Error(
+                    f"AGENT_RUNTIME_FRAMEWORK[{flag!r}] must be True or False, got {raw[flag]!r}.",
+                    id="agent_runtime.E006",
+                )
+            )
+    runtimes = raw.get("RUNTIMES", [])
+    if isinstance(runtimes, str) or not isinstance(runtimes, list | tuple):
+        errors.append(
+            checks.Error(
+                "AGENT_RUNTIME_FRAMEWORK['RUNTIMES'] must be a list of dotted paths.",
+                hint="e.g. ['myapp.agents.OnboardingAgent']",
+                id="agent_runtime.E006",
+            )
+        )
+    return errors
+
+
+def check_agents(runtimes: dict[str, Any]) -> list[checks.CheckMessage]:
+    """All agent checks for a registry snapshot (the function behind the system check)."""
+    errors = check_agent_keys(runtimes)
+    seen: set[int] = set()
+    for label, agent in iter_agents(runtimes):
+        if id(agent) in seen or not _is_journey(agent):
+            continue
+        seen.add(id(agent))
+        errors.extend(check_agent(label, agent))
+    return errors
+
+
+@checks.register("agent_runtime")
+def agent_runtime_checks(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The registered system check: settings, then every registered agent."""
+    from django.conf import settings
+
+    from .registry import registered_runtimes
+
+    errors = check_settings(getattr(settings, "AGENT_RUNTIME_FRAMEWORK", None))
+    errors.extend(check_agents(registered_runtimes()))
+    return errors

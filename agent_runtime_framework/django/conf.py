@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_HISTORY_MESSAGES": None,
     # Threads for database work from async code (each has its own connection).
     "DB_THREADS": 8,
+    # PostgreSQL (psycopg 3): prepare the turn path's statements on the server. Turn off
+    # behind a transaction-pooling proxy that does not support prepared statements.
+    "PREPARED_STATEMENTS": True,
 }
 
 

@@ -10,13 +10,14 @@ unit of work (typically one ``transaction.atomic`` block), so no transaction eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 __all__ = ["run_db", "shutdown_db_threads"]
 
@@ -52,9 +53,28 @@ async def run_db(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 
 
 def shutdown_db_threads() -> None:
-    """Stop the pool (tests, process shutdown); it is recreated on next use."""
+    """Close every pool thread's connection, then stop the pool (tests, shutdown).
+
+    The pool is recreated on next use. Connections must be closed by the threads that own
+    them: one task per thread, held together by a barrier so each thread takes one. Also
+    closes the connection of asgiref's shared thread (used by Django's ``a*`` ORM methods).
+    PostgreSQL refuses to drop a database while any of these is open.
+    """
     global _pool
     with _lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        pool, _pool = _pool, None
+    if pool is not None:
+        size = pool._max_workers
+        barrier = threading.Barrier(size)
+
+        def close() -> None:
+            connections.close_all()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=5)
+
+        for future in [pool.submit(close) for _ in range(size)]:
+            future.result()
+        pool.shutdown(wait=True)
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()

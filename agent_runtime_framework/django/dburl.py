@@ -45,4 +45,6 @@ def _sqlite(path: str) -> dict[str, Any]:
         # A file (not :memory:) for tests too, so threads share one database.
         "TEST": {"NAME": f"{path}.test" if path != ":memory:" else ""},
         "OPTIONS": {"timeout": 20},
+        # Database threads keep their connection instead of reconnecting per call.
+        "CONN_MAX_AGE": 600,
     }

@@ -92,7 +92,9 @@ class Journey(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["agent_key", "status", "-updated_at"], name="art_journey_agent_status"),
+            models.Index(
+                fields=["agent_key", "status", "-updated_at"], name="art_journey_agent_status"
+            ),
             models.Index(fields=["agent_key", "step"], name="art_journey_agent_step"),
             models.Index(fields=["owner", "-updated_at"], name="art_journey_owner_recent"),
             models.Index(fields=["-updated_at"], name="art_journey_recent"),

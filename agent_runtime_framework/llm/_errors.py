@@ -122,7 +122,9 @@ def translate_exception(exc: BaseException, provider: str) -> LLMError | None:
         )
     if "APIConnectionError" in names or "TransportError" in names:
         cause = exc.__cause__ or exc.__context__
-        detail = f"{exc}" + (f" ({cause})" if cause is not None else "")
+        detail = str(exc)
+        if cause is not None and str(cause) and str(cause) != detail:
+            detail = f"{detail} ({cause})"
         return LLMConnectionError(f"{provider}: connection failed: {detail}", provider=provider)
     if "APIResponseValidationError" in names:
         return LLMServerError(

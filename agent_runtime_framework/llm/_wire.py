@@ -28,13 +28,21 @@ MISSING_SDK_HINT = (
 )
 
 
+_MISSING = object()
+
+
 def field(obj: Any, name: str, default: Any = None) -> Any:
-    """``obj[name]`` for mappings, ``obj.name`` otherwise, ``default`` if absent."""
-    if obj is None:
-        return default
-    if isinstance(obj, Mapping):
+    """``obj[name]`` for mappings, ``obj.name`` otherwise, ``default`` if absent.
+
+    On the streaming hot path, so the common cases (SDK objects, plain dicts) come first
+    and the slower ``Mapping`` check only runs for other mapping types.
+    """
+    if type(obj) is dict:
         return obj.get(name, default)
-    return getattr(obj, name, default)
+    value = getattr(obj, name, _MISSING)
+    if value is _MISSING:
+        return obj.get(name, default) if isinstance(obj, Mapping) else default
+    return value
 
 
 def text_of(content: Any) -> str | None:

@@ -227,6 +227,9 @@ class OpenAIClient:
             # Both are refused by the API when no tools are sent.
             params.pop("tool_choice", None)
             params.pop("parallel_tool_calls", None)
+        # Streaming is decided by which method was called, never by a stray keyword.
+        params.pop("stream", None)
+        params.pop("stream_options", None)
         if stream:
             request["stream"] = True
             if self.stream_usage:
@@ -295,7 +298,10 @@ class OpenAIClient:
         legacy = field(message, "function_call")
         if legacy is not None and not tool_calls:
             tool_calls.append(self._tool_call({"function": legacy}, 0))
-        result: dict[str, Any] = {"role": "assistant", "content": text_of(field(message, "content"))}
+        result: dict[str, Any] = {
+            "role": "assistant",
+            "content": text_of(field(message, "content")),
+        }
         if tool_calls:
             result["tool_calls"] = tool_calls
         return LLMResponse(

@@ -33,7 +33,9 @@ T = TypeVar("T")
 SleepFunction = Callable[[float], Awaitable[Any]]
 
 
-def parse_retry_after(headers: Mapping[str, str] | Any, *, now: float | None = None) -> float | None:
+def parse_retry_after(
+    headers: Mapping[str, str] | Any, *, now: float | None = None
+) -> float | None:
     """Seconds to wait from ``retry-after-ms``, or ``retry-after`` (seconds or HTTP date).
 
     Returns None when the headers say nothing usable. Dates in the past give 0.

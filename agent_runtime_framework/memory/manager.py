@@ -48,6 +48,8 @@ class CommitInfo:
     new_turn: bool = False
     #: The user message that opened this turn (when the commit includes it).
     owner: Any = None
+    #: The turn's last commit: a store may release the turn's claim in the same transaction.
+    final: bool = False
 
 
 def build_memory_context(
@@ -60,14 +62,14 @@ def build_memory_context(
     The cut starts at a user message, so no tool result is sent without the assistant
     message that asked for it.
     """
-    if max_messages is None or len(messages) <= max_messages:
-        window = list(messages)
-    else:
-        start = len(messages) - max_messages
-        while start < len(messages) and messages[start].get("role") != "user":
-            start += 1
-        window = list(messages[start:])
-    return window
+    if max_messages is None or len(messages) < max_messages:
+        return list(messages)
+    # At the limit the history may already have been cut by the store: start the window
+    # at a user message either way.
+    start = len(messages) - max_messages
+    while start < len(messages) and messages[start].get("role") != "user":
+        start += 1
+    return list(messages[start:])
 
 
 def close_open_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

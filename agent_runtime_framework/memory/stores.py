@@ -134,31 +134,50 @@ class ConversationStore:
 
 
 class ConversationLocks:
-    """Per-conversation turn claims for one process (asyncio locks with a wait bound)."""
+    """Per-conversation turn claims for one process (asyncio locks with a wait bound).
+
+    Claims are re-entrant within one asyncio task, so a router can hold the conversation
+    while the journey it delegates to claims it again.
+    """
 
     def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._held: dict[str, _Held] = {}
 
     def claim(self, conversation_id: Any, wait: float) -> _Claim:
-        return _Claim(self._locks, conversation_id, wait)
+        return _Claim(self._held, conversation_id, wait)
+
+
+class _Held:
+    __slots__ = ("depth", "lock", "owner")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.owner: asyncio.Task[Any] | None = None
+        self.depth = 0
 
 
 class _Claim:
-    """Async context manager holding one conversation's lock (a class: it is on the hot path)."""
+    """Async context manager holding one conversation (a class: it is on the hot path)."""
 
-    __slots__ = ("conversation_id", "key", "lock", "locks", "wait")
+    __slots__ = ("conversation_id", "held", "key", "table", "wait")
 
-    def __init__(self, locks: dict[str, asyncio.Lock], conversation_id: Any, wait: float) -> None:
-        self.locks = locks
+    def __init__(self, table: dict[str, _Held], conversation_id: Any, wait: float) -> None:
+        self.table = table
         self.conversation_id = conversation_id
         self.key = str(conversation_id)
         self.wait = wait
-        self.lock: asyncio.Lock | None = None
+        self.held: _Held | None = None
 
     async def __aenter__(self) -> None:
-        lock = self.locks.get(self.key)
-        if lock is None:
-            lock = self.locks[self.key] = asyncio.Lock()
+        held = self.table.get(self.key)
+        if held is None:
+            held = self.table[self.key] = _Held()
+        task = asyncio.current_task()
+        if held.owner is task and task is not None:
+            held.depth += 1
+            self.held = held
+            return
+        lock = held.lock
         if lock.locked():
             try:
                 await asyncio.wait_for(lock.acquire(), timeout=max(self.wait, 0.0))
@@ -166,11 +185,17 @@ class _Claim:
                 raise JourneyBusy(self.conversation_id, retry_after=max(1.0, self.wait)) from None
         else:
             await lock.acquire()
-        self.lock = lock
+        held.owner = task
+        held.depth = 1
+        self.held = held
 
     async def __aexit__(self, *exc: object) -> None:
-        lock = self.lock
-        assert lock is not None
-        lock.release()
-        if not lock.locked() and not getattr(lock, "_waiters", None):
-            self.locks.pop(self.key, None)
+        held = self.held
+        assert held is not None
+        held.depth -= 1
+        if held.depth:
+            return
+        held.owner = None
+        held.lock.release()
+        if not held.lock.locked() and not getattr(held.lock, "_waiters", None):
+            self.table.pop(self.key, None)

@@ -36,3 +36,12 @@ def framework_config() -> Iterator[Callable[..., Any]]:
     saved = get_config()
     yield configure
     set_config(saved)
+
+
+@pytest.fixture
+def fake_provider_server() -> Iterator[Any]:
+    """A started ``FakeProviderServer`` (OpenAI and Anthropic wire formats) on 127.0.0.1."""
+    from .fake_providers import FakeProviderServer
+
+    with FakeProviderServer() as server:
+        yield server

@@ -1,0 +1,14 @@
+"""Adapters that run journeys on other hosts (django_agent_runtime).
+
+Importing this package does not import Django: the adapter loads the Django parts when a
+run starts.
+"""
+
+from .django_runtime import (
+    DjangoRuntimeAdapter,
+    RunErrorInfo,
+    RunResult,
+    register_with_agent_runtime_core,
+)
+
+__all__ = ["DjangoRuntimeAdapter", "RunErrorInfo", "RunResult", "register_with_agent_runtime_core"]

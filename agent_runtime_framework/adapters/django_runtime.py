@@ -1,0 +1,481 @@
+"""DjangoRuntimeAdapter: a journey that runs as a django_agent_runtime runtime (or on the own host).
+
+It is a thin layer over ``JourneyAgent`` (no second LLM/tool loop): every run builds an
+internal ``JourneyAgent`` whose six methods delegate to the adapter, maps the host's
+``RunContext`` to an ``AgentContext``, keeps the journey state per *conversation* in the
+app's journey table (django_agent_runtime's checkpoints are per *run*), also checkpoints
+through ``ctx.checkpoint`` after every state change, turns executor hooks into events on
+``ctx.emit`` plus the app's event table, and returns a RunResult-shaped object.
+
+Django is imported lazily, so ``import agent_runtime_framework.adapters`` works without
+settings; a run needs the Django app (or a ``memory=`` given explicitly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import traceback
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
+
+from ..agents.context import AgentContext, AgentResult, JourneyConfig
+from ..agents.introspect import step_value
+from ..agents.journey import JourneyAgent
+from ..executor.hooks import CompositeHooks, ExecutorHooks
+from ..memory.manager import CommitInfo, MemoryManager
+from ..tools.schema import ToolSchema
+
+__all__ = [
+    "CHECKPOINT_MARKER",
+    "DjangoRuntimeAdapter",
+    "RunErrorInfo",
+    "RunResult",
+    "register_with_agent_runtime_core",
+]
+
+logger = logging.getLogger("agent_runtime_framework.adapters")
+
+StateT = TypeVar("StateT")
+ToolsT = TypeVar("ToolsT")
+StepT = TypeVar("StepT")
+
+#: Key that marks a checkpoint written by this adapter (and its format version).
+CHECKPOINT_MARKER = "agent_runtime_framework"
+
+_MAX_ERROR_CHARS = 2000
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The shape django_agent_runtime expects back from ``runtime.run(ctx)``."""
+
+    #: ``response``, ``state``, ``step``, ``complete``, ``stopped_reason``, ``journey``.
+    final_output: dict[str, Any] = field(default_factory=dict)
+    #: The messages this run added (user input, tool calls and results, the reply).
+    final_messages: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    #: ``tool_calls`` (name, status, step before/after) and ``iterations``.
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunErrorInfo:
+    """What ``on_error`` reports: the real error, and whether retrying may help."""
+
+    type: str
+    message: str
+    retriable: bool = False
+    stack: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "retriable": self.retriable,
+            "stack": self.stack,
+            "details": dict(self.details),
+        }
+
+
+def register_with_agent_runtime_core() -> bool:
+    """Make ``DjangoRuntimeAdapter`` a virtual subclass of agent_runtime_core's ``AgentRuntime``.
+
+    django_agent_runtime's registry only accepts ``AgentRuntime`` instances. Does nothing
+    (returns False) when agent_runtime_core is not installed.
+    """
+    try:
+        core = importlib.import_module("agent_runtime_core")
+    except ImportError:
+        return False
+    base = getattr(core, "AgentRuntime", None)
+    if base is None:
+        try:
+            base = importlib.import_module("agent_runtime_core.interfaces").AgentRuntime
+        except (ImportError, AttributeError):
+            logger.warning("agent_runtime_core has no AgentRuntime; adapter not registered")
+            return False
+    if not issubclass(DjangoRuntimeAdapter, base):
+        base.register(DjangoRuntimeAdapter)
+    return True
+
+
+@dataclass(slots=True)
+class _RunAgentContext(AgentContext):
+    """An ``AgentContext`` that remembers the host's ``RunContext`` and the backend client."""
+
+    run_context: Any = None
+    backend_client: Any = None
+
+
+class _AdapterJourney(JourneyAgent[Any, Any, Any]):
+    """The ``JourneyAgent`` a run actually plays; its methods delegate to the adapter."""
+
+    def __init__(self, adapter: DjangoRuntimeAdapter[Any, Any, Any], llm_client: Any) -> None:
+        super().__init__(
+            llm_client, memory=adapter.memory, config=adapter.config, hooks=adapter.hooks
+        )
+        self.adapter = adapter
+
+    @property
+    def key(self) -> str:
+        return self.adapter.key
+
+    def get_initial_state(self) -> Any:
+        return self.adapter.get_initial_state()
+
+    def get_system_prompt(self, state: Any) -> str:
+        return self.adapter.get_system_prompt(state)
+
+    def get_tool_schemas(self, state: Any) -> list[ToolSchema]:
+        return self.adapter.get_tool_schemas(state)
+
+    def create_tools(self, state: Any, ctx: AgentContext) -> Any:
+        run_ctx = cast(_RunAgentContext, ctx)
+        return self.adapter.create_tools(state, run_ctx.run_context, run_ctx.backend_client)
+
+    async def execute_tool(self, tools: Any, name: str, arguments: dict[str, Any]) -> Any:
+        return await self.adapter.execute_tool(tools, name, arguments)
+
+    def is_terminal_state(self, state: Any) -> bool:
+        return self.adapter.is_terminal_state(state)
+
+    async def load_state(self, ctx: AgentContext) -> Any:
+        """This run's own checkpoint, when the host resumes a run that was interrupted."""
+        run_ctx = cast(_RunAgentContext, ctx).run_context
+        get_state = getattr(run_ctx, "get_state", None)
+        if get_state is None:
+            return None
+        checkpoint = await get_state()
+        if not isinstance(checkpoint, dict) or not checkpoint.get(CHECKPOINT_MARKER):
+            return None
+        if checkpoint.get("agent_key") != self.key or checkpoint.get("conversation_id") != str(
+            ctx.conversation_id
+        ):
+            return None
+        data = checkpoint.get("state")
+        if not isinstance(data, dict):
+            return None
+        state = self.state_from_dict(data)
+        # Make the journey row agree with the checkpoint before the turn goes on.
+        stored = await self.memory.load_state(ctx.conversation_id, self.key)
+        if stored != data:
+            await self.memory.commit(
+                ctx.conversation_id, self.key, state=data,
+                info=CommitInfo(step=getattr(state, "step", None),
+                                complete=self.is_terminal_state(state)),
+            )
+        return state
+
+    async def save_state(self, ctx: AgentContext, state: Any) -> None:
+        """After each committed state change: checkpoint through the host, tell the adapter."""
+        run_ctx = cast(_RunAgentContext, ctx).run_context
+        checkpoint = getattr(run_ctx, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint(
+                {
+                    CHECKPOINT_MARKER: 1,
+                    "agent_key": self.key,
+                    "conversation_id": str(ctx.conversation_id),
+                    "state": self.state_to_dict(state),
+                    "step": step_value(getattr(state, "step", None)),
+                    "complete": self.is_terminal_state(state),
+                }
+            )
+        await self.adapter.on_state_change(run_ctx, state)
+
+
+class DjangoRuntimeAdapter(ABC, Generic[StateT, ToolsT, StepT]):
+    """Base class of a journey runtime for django_agent_runtime and the own HTTP host.
+
+    Implement the seed's six methods (``key``, ``get_initial_state``, ``get_system_prompt``,
+    ``get_tool_schemas``, ``create_tools(state, ctx, backend_client)``, ``execute_tool``);
+    optionally ``get_llm_client(ctx)``, ``get_backend_client(ctx)``,
+    ``on_state_change(ctx, state)``. Register with ``register_runtime(MyAdapter())``.
+    """
+
+    tools_class: type[Any] | None = None
+    journey_config: JourneyConfig | None = None
+
+    def __init__(
+        self,
+        llm_client: Any = None,
+        *,
+        memory: MemoryManager | None = None,
+        config: JourneyConfig | None = None,
+        hooks: ExecutorHooks | None = None,
+    ) -> None:
+        self.llm_client = llm_client
+        self._memory = memory
+        self.config = config or self.journey_config or JourneyConfig()
+        self.hooks = hooks
+        self._cancelled_runs: set[str] = set()
+
+    # -- the seed's contract ------------------------------------------------------------
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """Unique runtime identifier (the registry key)."""
+
+    @abstractmethod
+    def get_initial_state(self) -> StateT:
+        """A fresh state for a new conversation."""
+
+    @abstractmethod
+    def get_system_prompt(self, state: StateT) -> str:
+        """The system prompt of the state's current step."""
+
+    def get_tool_schemas(self, state: StateT) -> list[ToolSchema]:
+        """Tools offered at the state's step. Default: ``tools_class``'s ``@tool`` methods."""
+        if self.tools_class is None:
+            return []
+        return cast(list[ToolSchema], self.tools_class.tool_schemas(getattr(state, "step", None)))
+
+    def create_tools(self, state: StateT, ctx: Any, backend_client: Any) -> ToolsT:
+        """The tools for this run. Default: ``tools_class(state=state, backend_client=...)``."""
+        if self.tools_class is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} must set tools_class or override create_tools()"
+            )
+        return cast(ToolsT, self.tools_class(state=state, backend_client=backend_client))
+
+    async def execute_tool(self, tools: ToolsT, name: str, args: dict[str, Any]) -> Any:
+        """Run a validated tool call. Default: call the tools method of that name."""
+        result = getattr(tools, name)(**args)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    def is_terminal_state(self, state: StateT) -> bool:
+        is_terminal = getattr(state, "is_terminal", None)
+        return bool(is_terminal()) if callable(is_terminal) else False
+
+    # -- optional hooks -------------------------------------------------------------------
+    def get_llm_client(self, ctx: Any = None) -> Any:
+        """The model for a run: the one given to ``__init__``, else from settings/env."""
+        if self.llm_client is None:
+            from ..llm.resolve import get_llm_client
+
+            self.llm_client = get_llm_client()
+        return self.llm_client
+
+    def get_backend_client(self, ctx: Any) -> Any:
+        """An object handed to ``create_tools`` (an API client, a service); default None."""
+        return None
+
+    async def on_state_change(self, ctx: Any, state: StateT) -> None:
+        """Called after every committed state change (already checkpointed)."""
+
+    # -- stores ---------------------------------------------------------------------------
+    @property
+    def memory(self) -> MemoryManager:
+        """The journey table's ``DjangoMemoryManager`` (created on first use)."""
+        if self._memory is None:
+            from ..django.stores import DjangoMemoryManager
+
+            self._memory = DjangoMemoryManager()
+        return self._memory
+
+    @memory.setter
+    def memory(self, value: MemoryManager) -> None:
+        self._memory = value
+
+    def journey_agent(self, ctx: Any = None) -> JourneyAgent[Any, Any, Any]:
+        """The internal ``JourneyAgent`` for one run (its methods delegate here)."""
+        return _AdapterJourney(self, self.get_llm_client(ctx))
+
+    # -- the runtime protocol -------------------------------------------------------------
+    async def run(self, ctx: Any) -> RunResult:
+        """Play one turn of ``ctx.conversation_id`` and return a RunResult.
+
+        A failure is recorded as an ``error`` event (table + ``ctx.emit``) and re-raised,
+        so the host marks the run failed; ``on_error`` then describes it.
+        """
+        run_id = getattr(ctx, "run_id", None) or uuid.uuid4()
+        conversation_id = getattr(ctx, "conversation_id", None) or run_id
+        metadata = dict(getattr(ctx, "metadata", None) or {})
+        agent = self.journey_agent(ctx)
+        agent_ctx = _RunAgentContext(
+            run_id=run_id,
+            conversation_id=conversation_id,
+            input_messages=[dict(m) for m in (getattr(ctx, "input_messages", None) or ())],
+            metadata=metadata,
+            cancelled=self._cancel_check(ctx, run_id),
+            run_context=ctx,
+            backend_client=self.get_backend_client(ctx),
+        )
+        from ..django.events import EventRecorderHooks, terminal_steps_of
+
+        log = self.event_log(ctx, conversation_id, run_id)
+        seen = _ErrorSeen()
+        hooks = CompositeHooks(
+            EventRecorderHooks(log, terminal_steps=terminal_steps_of(self)), seen
+        )
+        try:
+            result = await agent.run(agent_ctx, hooks=hooks)
+        except Exception as exc:
+            await self._report(log, seen.reported, exc)
+            raise
+        finally:
+            self._cancelled_runs.discard(str(run_id))
+        return self.to_run_result(result, conversation_id)
+
+    async def on_error(self, ctx: Any, error: BaseException) -> RunErrorInfo:
+        """Describe a failed run: the real error type and message, and whether to retry.
+
+        ``run`` already recorded the ``error`` event (table + ``ctx.emit``) for failures
+        it saw; for any other error this emits one through ``ctx.emit``.
+        """
+        info = self.error_info(error)
+        emit = getattr(ctx, "emit", None)
+        if emit is not None and not getattr(error, _REPORTED, False):
+            try:
+                await emit(
+                    "error",
+                    {"type": info.type, "message": info.message, "retriable": info.retriable},
+                )
+            except Exception:  # the report must not mask the original error
+                logger.exception("could not emit the error event of run %s", ctx.run_id)
+        return info
+
+    async def cancel(self, ctx: Any) -> None:
+        """Ask a running run to stop; it ends cleanly before its next LLM call."""
+        self._cancelled_runs.add(str(getattr(ctx, "run_id", "")))
+
+    # -- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def error_info(error: BaseException) -> RunErrorInfo:
+        """``RunErrorInfo`` for an exception (``LLMError.retryable`` sets ``retriable``)."""
+        from ..llm.base import LLMError
+
+        details: dict[str, Any] = {}
+        retriable = False
+        if isinstance(error, LLMError):
+            retriable = bool(error.retryable)
+            details = {
+                k: v
+                for k, v in (
+                    ("provider", error.provider),
+                    ("status_code", error.status_code),
+                    ("retry_after", error.retry_after),
+                )
+                if v is not None
+            }
+        else:
+            from ..memory.stores import JourneyBusy
+
+            if isinstance(error, JourneyBusy):
+                retriable = True
+                details = {"retry_after": error.retry_after}
+        stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return RunErrorInfo(
+            type=type(error).__name__,
+            message=str(error)[:_MAX_ERROR_CHARS],
+            retriable=retriable,
+            stack=stack[-_MAX_ERROR_CHARS * 4:],
+            details=details,
+        )
+
+    def to_run_result(self, result: AgentResult, conversation_id: Any) -> RunResult:
+        state = result.state
+        state_dict = self.state_dict(state)
+        return RunResult(
+            final_output={
+                "response": result.response,
+                "state": state_dict,
+                "step": step_value(result.step),
+                "complete": result.complete,
+                "stopped_reason": result.stopped_reason,
+                "journey": self.key,
+                "conversation_id": str(conversation_id),
+            },
+            final_messages=list(result.messages),
+            usage=dict(result.usage),
+            artifacts={
+                "iterations": result.iterations,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "name": call.name,
+                        "status": call.status,
+                        "step_before": step_value(call.step_before),
+                        "step_after": step_value(call.step_after),
+                    }
+                    for call in result.tool_calls
+                ],
+            },
+        )
+
+    def state_dict(self, state: Any) -> dict[str, Any]:
+        if state is None:
+            return {}
+        from ..state.serializer import StateSerializer
+
+        return StateSerializer.dump(state)
+
+    def _cancel_check(self, ctx: Any, run_id: Any) -> Callable[[], bool]:
+        host_cancelled = getattr(ctx, "cancelled", None)
+        key = str(run_id)
+
+        def cancelled() -> bool:
+            if key in self._cancelled_runs:
+                return True
+            return bool(host_cancelled()) if callable(host_cancelled) else False
+
+        return cancelled
+
+    def event_log(self, ctx: Any, conversation_id: Any, run_id: Any) -> Any:
+        """The run's ``JourneyEventLog``: the host's own when it has one (the own host's
+        RunContext writes the table itself), else one that writes the app's table and
+        forwards every event to ``ctx.emit`` (django_agent_runtime's bus)."""
+        from ..django.events import JourneyEventLog
+
+        log = getattr(ctx, "event_log", None)
+        if isinstance(log, JourneyEventLog):
+            return log
+        return JourneyEventLog(
+            run_id, conversation_id, self.key, emit=getattr(ctx, "emit", None)
+        )
+
+    async def _report(self, log: Any, reported: bool, error: BaseException) -> None:
+        """Record the ``error`` event of a failed run once (the loop may have done it)."""
+        from ..memory.stores import JourneyBusy
+
+        if reported or isinstance(error, JourneyBusy):
+            _mark_reported(error)
+            return
+        info = self.error_info(error)
+        try:
+            await log.record(
+                "error", {"type": info.type, "message": info.message, "retriable": info.retriable}
+            )
+        except Exception:
+            logger.exception("could not record the error event of run %s", log.run_id)
+            return
+        _mark_reported(error)
+
+
+_REPORTED = "_agent_runtime_error_reported"
+
+
+def _mark_reported(error: BaseException) -> None:
+    with contextlib.suppress(AttributeError, TypeError):  # exceptions with __slots__
+        setattr(error, _REPORTED, True)
+
+
+class _ErrorSeen(ExecutorHooks):
+    """Remembers whether the loop reported an error (the recorder stored it then)."""
+
+    def __init__(self) -> None:
+        self.reported = False
+
+    async def on_error(self, error: BaseException) -> None:
+        self.reported = True
+
+
+register_with_agent_runtime_core()

@@ -1,0 +1,671 @@
+"""The app's own host: a RunContext over the app's tables, and ``run_turn``, the one service
+every entry point (HTTP API, management commands, tests) plays a turn through.
+
+``run_turn`` runs whatever is registered under the agent key:
+
+- a ``DjangoRuntimeAdapter`` (or any django_agent_runtime-style runtime) through
+  ``HostRunContext``, exactly as django_agent_runtime would run it;
+- a plain ``JourneyAgent`` or ``RoutedJourneyAgent``, given the ``DjangoMemoryManager`` and
+  ``EventRecorderHooks`` on first use.
+
+It checks that the conversation belongs to the caller (user, or anonymous session), and
+with an idempotency key it returns the stored result of a retried request instead of
+playing the turn twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import threading
+import uuid
+import weakref
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ..adapters.django_runtime import DjangoRuntimeAdapter
+from ..agents.context import AgentContext, AgentResult
+from ..agents.introspect import journey_steps, step_value
+from ..agents.journey import JourneyAgent
+from ..agents.routed import RoutedJourneyAgent
+from ..executor.hooks import CompositeHooks, ExecutorHooks
+from ..memory.manager import MemoryManager
+from ..memory.stores import JourneyBusy
+from ..state.serializer import StateSerializer
+from .db import run_db
+from .events import (
+    JOURNEY_ROUTED,
+    EventRecorderHooks,
+    JourneyEventLog,
+    terminal_steps_of,
+)
+from .models import Conversation, Journey, JourneyEvent, JourneyStatus
+from .registry import find_journey_agent, get_runtime, is_runcontext_runtime
+from .stores import DjangoMemoryManager, _owner_id, conversation_uuid, ensure_conversation_sync
+
+__all__ = [
+    "IDEMPOTENCY_EVENT",
+    "ConversationNotFound",
+    "HostRunContext",
+    "RequestInProgress",
+    "TurnResult",
+    "UnknownAgent",
+    "cancel_run",
+    "describe_llm",
+    "host_llm_client",
+    "progress_of",
+    "run_turn",
+    "run_turn_sync",
+]
+
+logger = logging.getLogger("agent_runtime_framework.django")
+
+#: Event type under which an idempotent request's response is stored (never streamed).
+IDEMPOTENCY_EVENT = "http.idempotent_response"
+_IDEMPOTENCY_NS = uuid.UUID("6f1c52be-4a4e-4e43-9d3b-2f0f0e6b9a11")
+
+
+class ConversationNotFound(LookupError):
+    """No such conversation for this caller (it may exist and belong to someone else)."""
+
+    def __init__(self, conversation_id: Any) -> None:
+        super().__init__(f"Conversation {conversation_id} not found")
+        self.conversation_id = conversation_id
+
+
+class UnknownAgent(LookupError):
+    """No runtime is registered under the key."""
+
+    def __init__(self, key: Any) -> None:
+        super().__init__(f"No agent registered with key {key!r}")
+        self.key = key
+
+
+class RequestInProgress(Exception):
+    """The same idempotency key is being processed right now; retry shortly."""
+
+    retry_after = 1.0
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"A request with Idempotency-Key {key!r} is still being processed")
+        self.key = key
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TurnResult:
+    """A played turn, in the shape of the HTTP API's turn fields."""
+
+    conversation_id: str
+    reply: str
+    agent: str
+    journey: str
+    step: Any
+    progress: dict[str, Any]
+    state: dict[str, Any]
+    complete: bool
+    stopped_reason: str
+    usage: dict[str, int]
+    run_id: str = ""
+    #: True when this is the stored answer to an earlier request with the same key.
+    replayed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body (``run_id``/``replayed``/``extra`` are not part of it)."""
+        data = asdict(self)
+        for name in ("run_id", "replayed", "extra"):
+            data.pop(name)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], **changes: Any) -> TurnResult:
+        names = set(cls.__dataclass_fields__)
+        values = {k: v for k, v in data.items() if k in names}
+        values.update(changes)
+        return cls(**values)
+
+
+def progress_of(agent: Any, step: Any) -> dict[str, Any]:
+    """``{"index", "total", "steps"}``: the step is the index-th (1-based; 0 unknown) of total."""
+    try:
+        steps = [step_value(s) for s in journey_steps(agent)] if agent is not None else []
+    except Exception:  # an agent whose initial state cannot be built: no progress info
+        steps = []
+    value = step_value(step)
+    index = steps.index(value) + 1 if value in steps else 0
+    return {"index": index, "total": len(steps), "steps": steps}
+
+
+def _state_dict(state: Any) -> dict[str, Any]:
+    if state is None:
+        return {}
+    if isinstance(state, dict):
+        return dict(state)
+    return StateSerializer.dump(state)
+
+
+# -- the RunContext of the own host ---------------------------------------------------------
+
+_CANCELLED: set[str] = set()
+_cancel_lock = threading.Lock()
+
+
+def cancel_run(run_id: Any) -> None:
+    """Ask a run of this process to stop before its next LLM call."""
+    with _cancel_lock:
+        _CANCELLED.add(str(run_id))
+
+
+class HostRunContext:
+    """django_agent_runtime's ``RunContext`` surface, backed by this app's tables.
+
+    ``emit`` writes the event table (and sends the signals, which feed the SSE stream);
+    ``checkpoint``/``get_state`` keep this run's checkpoints in memory, because the journey
+    table already holds the durable state per conversation.
+    """
+
+    #: Tells the adapter that ``emit`` already writes the event table.
+    records_events = True
+
+    def __init__(
+        self,
+        *,
+        conversation_id: Any,
+        input_messages: list[dict[str, Any]],
+        agent_key: str,
+        run_id: Any = None,
+        params: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tool_registry: Any = None,
+    ) -> None:
+        self.run_id = run_id if run_id is not None else uuid.uuid4()
+        self.conversation_id = conversation_id
+        self.input_messages = input_messages
+        self.params = dict(params or {})
+        self.metadata = dict(metadata or {})
+        self.tool_registry = tool_registry
+        self.event_log = JourneyEventLog(self.run_id, conversation_id, agent_key)
+        self._checkpoints: list[dict[str, Any]] = []
+        self._cancelled = False
+
+    async def emit(self, event_type: str, payload: dict[str, Any] | None = None) -> None:
+        await self.event_log.record(event_type, payload)
+
+    async def emit_user_message(self, content: str) -> None:
+        await self.emit("assistant.message", {"content": content})
+
+    async def emit_error(self, message: str, details: dict[str, Any] | None = None) -> None:
+        await self.emit("error", {"message": message, "details": dict(details or {})})
+
+    async def checkpoint(self, state: dict[str, Any]) -> None:
+        self._checkpoints.append(copy.deepcopy(state))
+
+    async def get_state(self) -> dict[str, Any] | None:
+        return copy.deepcopy(self._checkpoints[-1]) if self._checkpoints else None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def cancelled(self) -> bool:
+        if not self._cancelled and _CANCELLED:
+            with _cancel_lock:
+                if str(self.run_id) in _CANCELLED:
+                    _CANCELLED.discard(str(self.run_id))
+                    self._cancelled = True
+        return self._cancelled
+
+
+# -- LLM of the host ----------------------------------------------------------------------
+
+_llm_lock = threading.Lock()
+_default_llm: Any = None
+
+
+def host_llm_client() -> Any:
+    """The model for agents registered without one (settings/env; the offline stand-in
+    only when ``ALLOW_OFFLINE_STANDIN`` is True). Resolved once per process."""
+    global _default_llm
+    if _default_llm is None:
+        with _llm_lock:
+            if _default_llm is None:
+                from ..llm.resolve import get_llm_client, get_llm_client_or_standin
+                from .conf import app_settings
+
+                if app_settings().ALLOW_OFFLINE_STANDIN:
+                    _default_llm = get_llm_client_or_standin()
+                else:
+                    _default_llm = get_llm_client()
+    return _default_llm
+
+
+def _reset_host_llm() -> None:
+    """Forget the resolved default model (tests that change settings)."""
+    global _default_llm
+    with _llm_lock:
+        _default_llm = None
+
+
+def describe_llm() -> dict[str, Any]:
+    """``{"model", "offline_standin"}`` of the default model (empty model: none configured)."""
+    try:
+        client = host_llm_client()
+    except Exception as exc:
+        return {"model": "", "offline_standin": False, "error": str(exc).split("\n")[0]}
+    model = getattr(client, "model", None) or type(client).__name__
+    standin = bool(getattr(client, "is_offline_standin", False))
+    return {"model": str(model), "offline_standin": standin}
+
+
+# -- preparing registered agents ----------------------------------------------------------
+
+_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
+_prepared_ids: set[int] = set()  # runtimes that cannot be weakly referenced
+_prepare_lock = threading.Lock()
+
+
+def _is_prepared(runtime: Any) -> bool:
+    try:
+        return runtime in _prepared
+    except TypeError:
+        return id(runtime) in _prepared_ids
+
+
+def _mark_prepared(runtime: Any) -> None:
+    try:
+        _prepared.add(runtime)
+    except TypeError:
+        _prepared_ids.add(id(runtime))
+
+
+def _needs_django_memory(memory: Any) -> bool:
+    return type(memory) is MemoryManager
+
+
+def _prepare(runtime: Any) -> None:
+    """Give a registered agent the ORM memory and the host's model (once)."""
+    if _is_prepared(runtime):
+        return
+    with _prepare_lock:
+        if _is_prepared(runtime):
+            return
+        if isinstance(runtime, RoutedJourneyAgent):
+            old = runtime.memory
+            if _needs_django_memory(old):
+                runtime.memory = DjangoMemoryManager()
+            for agent in runtime.agents.values():
+                default = agent._memory_is_default and _needs_django_memory(agent.memory)
+                if agent.memory is old or default:
+                    agent.memory = runtime.memory
+                    agent._memory_is_default = False
+                if agent.llm_client is None:
+                    agent.llm_client = runtime.llm_client or host_llm_client()
+            if runtime.llm_client is None:
+                runtime.llm_client = host_llm_client()
+        elif isinstance(runtime, JourneyAgent):
+            if runtime._memory_is_default and _needs_django_memory(runtime.memory):
+                runtime.memory = DjangoMemoryManager()
+                runtime._memory_is_default = False
+            if runtime.llm_client is None and _default_model_lookup(runtime, JourneyAgent):
+                runtime.llm_client = host_llm_client()
+        elif (
+            isinstance(runtime, DjangoRuntimeAdapter)
+            and runtime.llm_client is None
+            and _default_model_lookup(runtime, DjangoRuntimeAdapter)
+        ):
+            runtime.llm_client = host_llm_client()
+        _mark_prepared(runtime)
+
+
+def _default_model_lookup(runtime: Any, base: Any) -> bool:
+    """True unless the class overrides ``get_llm_client`` (then it picks its own model)."""
+    return getattr(type(runtime), "get_llm_client", None) is base.get_llm_client
+
+
+# -- conversation access and idempotency (database thread) ---------------------------------
+
+
+def _idempotency_run_id(cid: uuid.UUID, key: str) -> uuid.UUID:
+    return uuid.uuid5(_IDEMPOTENCY_NS, f"{cid}:{key}")
+
+
+def owns(conversation: Mapping[str, Any], user_id: Any, session_key: str) -> bool:
+    """Whether a caller owns a conversation row: the same user, or (no user) the same
+    anonymous session. Without either, only conversations that have neither (CLI use)."""
+    if user_id is not None:
+        return bool(conversation["owner_id"] == user_id)
+    return conversation["owner_id"] is None and conversation["session_key"] == session_key
+
+
+def _begin_sync(
+    cid: uuid.UUID,
+    agent_key: str | None,
+    user_id: Any,
+    session_key: str,
+    create: bool,
+    idempotency_key: str | None,
+    stale_after: float,
+) -> tuple[str, dict[str, Any] | None]:
+    """Check access (create the row if allowed), claim the idempotency key.
+
+    Returns (the conversation's agent key, a stored response or None).
+    """
+    rows = list(
+        Conversation.objects.filter(id=cid).values("agent_key", "owner_id", "session_key")[:1]
+    )
+    row = rows[0] if rows else None
+    if row is None:
+        if not create or agent_key is None:
+            raise ConversationNotFound(cid)
+        ensure_conversation_sync(cid, agent_key, user_id, session_key)
+        row = {"agent_key": agent_key, "owner_id": user_id, "session_key": session_key}
+    if not owns(row, user_id, session_key):
+        raise ConversationNotFound(cid)
+    if agent_key is not None and row["agent_key"] != agent_key:
+        raise ValueError(
+            f"Conversation {cid} belongs to agent {row['agent_key']!r}, not {agent_key!r}"
+        )
+    if idempotency_key is None:
+        return row["agent_key"], None
+    run_id = _idempotency_run_id(cid, idempotency_key)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            JourneyEvent.objects.create(
+                conversation_id=cid, agent_key=row["agent_key"], run_id=run_id, seq=0,
+                type=IDEMPOTENCY_EVENT,
+                payload={"key": idempotency_key, "status": "pending", "started": now.isoformat()},
+            )
+        return row["agent_key"], None
+    except IntegrityError:
+        pass
+    with transaction.atomic():
+        marker = JourneyEvent.objects.select_for_update().filter(run_id=run_id, seq=0).first()
+        if marker is None:  # released in the meantime: take it
+            JourneyEvent.objects.create(
+                conversation_id=cid, agent_key=row["agent_key"], run_id=run_id, seq=0,
+                type=IDEMPOTENCY_EVENT,
+                payload={"key": idempotency_key, "status": "pending", "started": now.isoformat()},
+            )
+            return row["agent_key"], None
+        payload = marker.payload if isinstance(marker.payload, dict) else {}
+        if payload.get("status") == "done":
+            return row["agent_key"], dict(payload.get("response") or {})
+        started = _parse_time(payload.get("started"))
+        if started is not None and (now - started).total_seconds() < stale_after:
+            raise RequestInProgress(idempotency_key)
+        # The first attempt's worker died: this request takes the key over.
+        marker.payload = {"key": idempotency_key, "status": "pending", "started": now.isoformat()}
+        marker.save(update_fields=["payload"])
+    return row["agent_key"], None
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _finish_idempotent_sync(cid: uuid.UUID, key: str, response: dict[str, Any] | None) -> None:
+    """Store the response under the key, or release the key (None) so a retry runs."""
+    run_id = _idempotency_run_id(cid, key)
+    if response is None:
+        JourneyEvent.objects.filter(run_id=run_id, seq=0, type=IDEMPOTENCY_EVENT).delete()
+        return
+    JourneyEvent.objects.filter(run_id=run_id, seq=0, type=IDEMPOTENCY_EVENT).update(
+        payload={"key": key, "status": "done", "response": response}
+    )
+
+
+# -- running a turn -----------------------------------------------------------------------
+
+
+class _ErrorSeen(ExecutorHooks):
+    """Notes that the loop recorded an error event (so the host does not add another)."""
+
+    def __init__(self) -> None:
+        self.reported = False
+
+    async def on_error(self, error: BaseException) -> None:
+        self.reported = True
+
+
+def _terminal_steps(runtime: Any) -> frozenset[Any]:
+    if isinstance(runtime, RoutedJourneyAgent):
+        found: set[Any] = set()
+        for agent in runtime.agents.values():
+            found |= terminal_steps_of(agent)
+        return frozenset(found)
+    return terminal_steps_of(runtime)
+
+
+async def _run_journey_agent(
+    runtime: Any,
+    key: str,
+    cid: uuid.UUID,
+    message: str,
+    metadata: dict[str, Any],
+    run_id: uuid.UUID,
+) -> TurnResult:
+    log = JourneyEventLog(run_id, cid, key)
+    seen = _ErrorSeen()
+    hooks = CompositeHooks(EventRecorderHooks(log, terminal_steps=_terminal_steps(runtime)), seen)
+    ctx = AgentContext(
+        run_id=run_id,
+        conversation_id=cid,
+        input_messages=[{"role": "user", "content": message}],
+        metadata=metadata,
+    )
+    try:
+        if isinstance(runtime, RoutedJourneyAgent):
+            # Hold the conversation across routing and the journey (claims re-enter).
+            async with runtime.memory.claim(cid, key, owner=metadata.get("owner")):
+                result = await runtime.run(ctx, hooks=hooks)
+            if result.metadata.get("routed_by") in ("model", "keywords"):
+                await log.record(
+                    JOURNEY_ROUTED,
+                    {"journey": result.metadata.get("agent_key"),
+                     "routed_by": result.metadata.get("routed_by")},
+                )
+        else:
+            result = await runtime.run(ctx, hooks=hooks)
+    except Exception as exc:
+        if not seen.reported and not isinstance(exc, JourneyBusy):
+            try:
+                await log.record("error", {"type": type(exc).__name__, "message": str(exc)})
+            except Exception:
+                logger.exception("could not record the error event of run %s", run_id)
+        raise
+    return _turn_from_agent_result(runtime, key, cid, result, run_id)
+
+
+def _turn_from_agent_result(
+    runtime: Any, key: str, cid: uuid.UUID, result: AgentResult, run_id: uuid.UUID
+) -> TurnResult:
+    journey_key = str(result.metadata.get("agent_key") or key)
+    if isinstance(runtime, RoutedJourneyAgent) and "agent_key" not in result.metadata:
+        journey_agent: Any = None  # the router answered itself (a clarifying question)
+    elif isinstance(runtime, RoutedJourneyAgent):
+        journey_agent = next(
+            (a for a in runtime.agents.values() if a.key == journey_key), None
+        )
+    else:
+        journey_agent = runtime
+    step = step_value(result.step)
+    return TurnResult(
+        conversation_id=str(cid),
+        reply=result.response,
+        agent=key,
+        journey=journey_key,
+        step=step,
+        progress=progress_of(journey_agent, step),
+        state=_state_dict(result.state),
+        complete=bool(result.complete),
+        stopped_reason=result.stopped_reason,
+        usage=dict(result.usage),
+        run_id=str(run_id),
+    )
+
+
+async def _run_runcontext_runtime(
+    runtime: Any,
+    key: str,
+    cid: uuid.UUID,
+    message: str,
+    metadata: dict[str, Any],
+    run_id: uuid.UUID,
+) -> TurnResult:
+    ctx = HostRunContext(
+        run_id=run_id,
+        conversation_id=cid,
+        input_messages=[{"role": "user", "content": message}],
+        agent_key=key,
+        metadata=metadata,
+    )
+    try:
+        result = await runtime.run(ctx)
+    except Exception as exc:
+        on_error = getattr(runtime, "on_error", None)
+        if on_error is not None:
+            try:
+                await on_error(ctx, exc)
+            except Exception:
+                logger.exception("%s.on_error failed for run %s", type(runtime).__name__, run_id)
+        raise
+    finally:
+        with _cancel_lock:
+            _CANCELLED.discard(str(run_id))
+    output = dict(getattr(result, "final_output", None) or {})
+    journey_key = str(output.get("journey") or key)
+    step = step_value(output.get("step"))
+    journey_agent = find_journey_agent(journey_key) or runtime
+    return TurnResult(
+        conversation_id=str(cid),
+        reply=str(output.get("response") or ""),
+        agent=key,
+        journey=journey_key,
+        step=step,
+        progress=progress_of(journey_agent, step),
+        state=_state_dict(output.get("state")),
+        complete=bool(output.get("complete", False)),
+        stopped_reason=str(output.get("stopped_reason") or "completed"),
+        usage=dict(getattr(result, "usage", None) or {}),
+        run_id=str(run_id),
+    )
+
+
+def _resolve_runtime(key: str) -> Any:
+    try:
+        return get_runtime(key)
+    except LookupError:
+        raise UnknownAgent(key) from None
+
+
+async def run_turn(
+    agent_key: str | None,
+    conversation_id: Any,
+    message: str,
+    user: Any = None,
+    session_key: str | None = None,
+    idempotency_key: str | None = None,
+    *,
+    create: bool = True,
+) -> TurnResult:
+    """Play one user message on a conversation and return the turn's result.
+
+    ``conversation_id`` None starts a new conversation. ``user`` (a user or pk), else
+    ``session_key`` (anonymous), must own an existing conversation, else
+    ``ConversationNotFound``; with neither, only ownerless conversations are reachable.
+    ``agent_key`` None means the conversation's own agent; ``create=False`` refuses to
+    create a missing conversation. Raises ``UnknownAgent``,
+    ``JourneyBusy`` (another turn holds it), ``RequestInProgress`` (same idempotency key
+    still running), and whatever the model raises (``LLMError``).
+    """
+    if not isinstance(message, str):
+        raise TypeError(f"message must be a str, got {type(message).__name__}")
+    if agent_key is not None:
+        runtime = _resolve_runtime(agent_key)
+    cid = conversation_uuid(conversation_id) if conversation_id is not None else uuid.uuid4()
+    user_id = _owner_id(user)
+    session = session_key or ""
+    from .conf import app_settings
+
+    stale_after = float(app_settings().LEASE_SECONDS)
+    key, stored = await run_db(
+        _begin_sync, cid, agent_key, user_id, session, create, idempotency_key, stale_after
+    )
+    if stored is not None:
+        return TurnResult.from_dict(stored, replayed=True)
+    if agent_key is None:
+        runtime = _resolve_runtime(key)
+    try:
+        _prepare(runtime)
+        metadata = {"owner": user if user_id is not None else None, "session_key": session}
+        run_id = uuid.uuid4()
+        if is_runcontext_runtime(runtime):
+            turn = await _run_runcontext_runtime(runtime, key, cid, message, metadata, run_id)
+        else:
+            turn = await _run_journey_agent(runtime, key, cid, message, metadata, run_id)
+    except BaseException:
+        if idempotency_key is not None:
+            await run_db(_finish_idempotent_sync, cid, idempotency_key, None)
+        raise
+    if idempotency_key is not None:
+        await run_db(_finish_idempotent_sync, cid, idempotency_key, turn.to_dict())
+    return turn
+
+
+def run_turn_sync(
+    agent_key: str | None,
+    conversation_id: Any,
+    message: str,
+    user: Any = None,
+    session_key: str | None = None,
+    idempotency_key: str | None = None,
+    *,
+    create: bool = True,
+) -> TurnResult:
+    """``run_turn`` for sync code (management commands, shells, WSGI views)."""
+    return async_to_sync(run_turn)(
+        agent_key, conversation_id, message, user, session_key, idempotency_key, create=create
+    )
+
+
+# -- reading conversations ----------------------------------------------------------------
+
+
+def current_journey_row(
+    conversation_agent_key: str, journeys: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The journey a conversation is in: the latest one behind a router, else its own."""
+    inner = [j for j in journeys if j["agent_key"] != conversation_agent_key]
+    pool = inner or journeys
+    if not pool:
+        return None
+    return max(pool, key=lambda j: j["updated_at"])
+
+
+def journey_status_complete(row: Mapping[str, Any] | None) -> bool:
+    return bool(row and row.get("status") == JourneyStatus.COMPLETE)
+
+
+def journeys_of_sync(conversation_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """Journey rows (key, step, status, state, updated_at) per conversation."""
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {cid: [] for cid in conversation_ids}
+    rows = Journey.objects.filter(conversation_id__in=conversation_ids).values(
+        "conversation_id", "agent_key", "step", "status", "state", "updated_at"
+    )
+    for row in rows:
+        found.setdefault(row["conversation_id"], []).append(dict(row))
+    return found

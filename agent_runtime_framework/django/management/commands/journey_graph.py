@@ -1,0 +1,121 @@
+"""``manage.py journey_graph <agent_key>``: a journey's steps and tools as a Mermaid diagram.
+
+Steps appear in the order of the step enum, each with the tools offered there (asked from
+``get_tool_schemas`` on a state at that step). Edges follow the step order, labelled with
+the tools of the step they leave: tools are code, so the real transitions are not
+derived by running them (they may call backends). Terminal steps are drawn as stadiums.
+A router key draws the router with an edge to each of its journeys.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ....agents.introspect import journey_steps, step_value
+
+
+def _node_id(prefix: str, value: Any) -> str:
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", str(value))
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def _tools_at(agent: Any, step: Any) -> list[str]:
+    state = agent.get_initial_state()
+    if step is not None:
+        state.step = step
+    names = []
+    for schema in agent.get_tool_schemas(state):
+        params = ", ".join(schema.parameter_names)
+        names.append(f"{schema.name}({params})")
+    return names
+
+
+def _is_terminal(agent: Any, step: Any) -> bool:
+    try:
+        state = agent.get_initial_state()
+        state.step = step
+        check = getattr(agent, "is_terminal_state", None)
+        return bool(check(state)) if callable(check) else bool(state.is_terminal())
+    except Exception:
+        return False
+
+
+def journey_mermaid(agent: Any, *, prefix: str = "", indent: str = "    ") -> list[str]:
+    """Mermaid lines (without the ``flowchart`` header) for one journey agent."""
+    steps = journey_steps(agent)
+    if not steps:
+        raise CommandError(
+            f"{getattr(agent, 'key', agent)!r} has no step enum: its state's step field must "
+            "be an Enum for a graph"
+        )
+    lines: list[str] = []
+    tools: dict[Any, list[str]] = {}
+    for step in steps:
+        value = step_value(step)
+        try:
+            tools[value] = _tools_at(agent, step)
+        except Exception as exc:
+            tools[value] = [f"(tools unavailable: {type(exc).__name__})"]
+        text = str(value)
+        if tools[value]:
+            text += "<br/><small>tools: " + ", ".join(tools[value]) + "</small>"
+        node = _node_id(prefix, value)
+        if _is_terminal(agent, step):
+            lines.append(f'{indent}{node}(["{_label(text)}"]):::terminal')
+        else:
+            lines.append(f'{indent}{node}["{_label(text)}"]')
+    for current, following in itertools.pairwise(steps):
+        offered = [name.split("(")[0] for name in tools[step_value(current)]]
+        edge = f"|{_label(' / '.join(offered))}|" if offered else ""
+        lines.append(
+            f"{indent}{_node_id(prefix, step_value(current))} -->{edge} "
+            f"{_node_id(prefix, step_value(following))}"
+        )
+    return lines
+
+
+class Command(BaseCommand):
+    help = "Print a registered journey's steps and tools as a Mermaid flowchart."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("agent_key", help="Key of a registered agent (or router).")
+        parser.add_argument(
+            "--direction", default="TD", choices=["TD", "LR"], help="Flowchart direction."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from ...registry import find_journey_agent, registered_runtimes
+
+        key: str = options["agent_key"]
+        agent = find_journey_agent(key)
+        if agent is None:
+            known = ", ".join(sorted(registered_runtimes())) or "none"
+            raise CommandError(f"No agent registered with key {key!r} (registered: {known})")
+        lines = [f"flowchart {options['direction']}"]
+        sub_agents = getattr(agent, "agents", None)
+        if isinstance(sub_agents, dict):
+            router = _node_id("router_", key)
+            lines.append(f'    {router}{{{{"{_label(key)} (router)"}}}}')
+            for route, journey in sub_agents.items():
+                journey_key = str(getattr(journey, "key", route))
+                prefix = _node_id("", journey_key) + "__"
+                group = _node_id("sg_", journey_key)
+                lines.append(f'    subgraph {group}["{_label(journey_key)}"]')
+                body = journey_mermaid(journey, prefix=prefix, indent="        ")
+                lines.extend(body)
+                lines.append("    end")
+                first = step_value(journey_steps(journey)[0])
+                lines.append(
+                    f"    {router} -->|{_label(str(step_value(route)))}| {_node_id(prefix, first)}"
+                )
+        else:
+            lines.extend(journey_mermaid(agent))
+        lines.append("    classDef terminal stroke-width:3px")
+        self.stdout.write("\n".join(lines))

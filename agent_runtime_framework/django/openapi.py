@@ -1,0 +1,371 @@
+"""The OpenAPI 3.0 document of the HTTP API (served at ``openapi.json``).
+
+Paths are relative to the prefix the project includes the app's URLs under; the document's
+``servers`` entry names that prefix. A test checks that every URL pattern of ``urls.py`` is
+documented here and that nothing else is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
+
+from .conf import app_settings
+
+__all__ = ["DOCUMENTED_PATHS", "openapi_document"]
+
+_JSON = "application/json"
+
+#: The API's paths, as in ``urls.py`` with ``{name}`` for each converter.
+DOCUMENTED_PATHS = (
+    "/agents",
+    "/conversations",
+    "/conversations/{conversation_id}",
+    "/conversations/{conversation_id}/messages",
+    "/conversations/{conversation_id}/events",
+    "/openapi.json",
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref("Error")}}}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+}
+
+
+def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
+    nullable_string = {"type": "string", "nullable": True}
+    agent_field: dict[str, Any] = {"type": "string", "description": "Key of a registered agent"}
+    if agent_keys:
+        agent_field["enum"] = agent_keys
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message", "details"],
+                    "properties": {
+                        "code": {"type": "string", "example": "message_too_long"},
+                        "message": {"type": "string"},
+                        "details": {"type": "object", "additionalProperties": True},
+                    },
+                }
+            },
+        },
+        "Progress": {
+            "type": "object",
+            "required": ["index", "total", "steps"],
+            "properties": {
+                "index": {"type": "integer", "minimum": 0,
+                          "description": "1-based position of the step; 0 when unknown"},
+                "total": {"type": "integer", "minimum": 0},
+                "steps": {"type": "array", "items": {}},
+            },
+        },
+        "Agent": {
+            "type": "object",
+            "required": ["key", "name", "description", "steps"],
+            "properties": {
+                "key": {"type": "string"},
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "steps": {"type": "array", "items": {}},
+                "journeys": {"type": "array", "items": _ref("Agent"),
+                             "description": "The journeys behind a router"},
+            },
+        },
+        "AgentList": {
+            "type": "object",
+            "required": ["agents", "llm"],
+            "properties": {
+                "agents": {"type": "array", "items": _ref("Agent")},
+                "llm": {
+                    "type": "object",
+                    "required": ["model", "offline_standin"],
+                    "properties": {
+                        "model": {"type": "string"},
+                        "offline_standin": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+        "Turn": {
+            "type": "object",
+            "required": [
+                "conversation_id", "reply", "agent", "journey", "step", "progress", "state",
+                "complete", "stopped_reason", "usage",
+            ],
+            "properties": {
+                "conversation_id": {"type": "string", "format": "uuid"},
+                "reply": {"type": "string"},
+                "agent": {"type": "string"},
+                "journey": {"type": "string",
+                            "description": "Key of the journey that answered (differs from "
+                                           "agent behind a router)"},
+                "step": {"nullable": True},
+                "progress": _ref("Progress"),
+                "state": {"type": "object", "additionalProperties": True},
+                "complete": {"type": "boolean"},
+                "stopped_reason": {"type": "string"},
+                "usage": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        "CreatedConversation": {
+            "type": "object",
+            "required": ["conversation_id", "agent"],
+            "properties": {
+                "conversation_id": {"type": "string", "format": "uuid"},
+                "agent": {"type": "string"},
+            },
+            "additionalProperties": True,
+            "description": "With a first message, also every field of Turn",
+        },
+        "ConversationSummary": {
+            "type": "object",
+            "required": ["conversation_id", "agent", "journey", "step", "status", "updated_at"],
+            "properties": {
+                "conversation_id": {"type": "string", "format": "uuid"},
+                "agent": {"type": "string"},
+                "journey": {"type": "string"},
+                "step": nullable_string,
+                "status": {"type": "string",
+                           "enum": ["active", "complete", "failed", "abandoned"]},
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "ConversationList": {
+            "type": "object",
+            "required": ["conversations"],
+            "properties": {
+                "conversations": {"type": "array", "items": _ref("ConversationSummary")}
+            },
+        },
+        "Message": {
+            "type": "object",
+            "required": ["seq", "role", "content", "tool_calls", "tool_call_id", "created_at"],
+            "properties": {
+                "seq": {"type": "integer"},
+                "role": {"type": "string", "enum": ["user", "assistant", "tool", "system"]},
+                "content": nullable_string,
+                "tool_calls": {"type": "array", "nullable": True, "items": {"type": "object"}},
+                "tool_call_id": nullable_string,
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "ConversationDetail": {
+            "type": "object",
+            "required": [
+                "conversation_id", "agent", "journey", "step", "progress", "state", "complete",
+                "messages",
+            ],
+            "properties": {
+                "conversation_id": {"type": "string", "format": "uuid"},
+                "agent": {"type": "string"},
+                "journey": {"type": "string"},
+                "step": nullable_string,
+                "progress": _ref("Progress"),
+                "state": {"type": "object", "additionalProperties": True},
+                "complete": {"type": "boolean"},
+                "status": {"type": "string"},
+                "messages": {"type": "array", "items": _ref("Message")},
+            },
+        },
+        "NewConversation": {
+            "type": "object",
+            "required": ["agent"],
+            "properties": {
+                "agent": agent_field,
+                "message": {"type": "string", "maxLength": max_chars,
+                            "description": "Optional first user message"},
+            },
+        },
+        "NewMessage": {
+            "type": "object",
+            "required": ["message"],
+            "properties": {"message": {"type": "string", "minLength": 1, "maxLength": max_chars}},
+        },
+    }
+
+
+def _conversation_param() -> dict[str, Any]:
+    return {
+        "name": "conversation_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    auth_errors = {
+        "403": _error("Not logged in (and anonymous use is off), or the CSRF check failed"),
+    }
+    body_errors = {
+        "400": _error("Malformed JSON, a missing or wrong-typed field, unknown agent"),
+        "413": _error("Body larger than MAX_BODY_BYTES"),
+        "415": _error("Body is not application/json"),
+        "422": _error("Message longer than MAX_MESSAGE_CHARS"),
+    }
+    turn_errors = {
+        "409": {**_error("The conversation is busy with another turn, or the same "
+                         "Idempotency-Key is still being processed"),
+                "headers": _RETRY_AFTER},
+        "502": _error("The language model provider failed (code llm_error)"),
+        "503": _error("No language model is configured"),
+    }
+    return {
+        "/agents": {
+            "get": {
+                "operationId": "listAgents",
+                "summary": "Registered agents and their steps, and the model in use",
+                "responses": {"200": _ok("The agents", "AgentList")},
+            }
+        },
+        "/conversations": {
+            "get": {
+                "operationId": "listConversations",
+                "summary": "The caller's conversations, most recent first (at most 100)",
+                "responses": {"200": _ok("The conversations", "ConversationList"), **auth_errors},
+            },
+            "post": {
+                "operationId": "createConversation",
+                "summary": "Start a conversation with an agent, optionally with a first message",
+                "requestBody": {"required": True,
+                                "content": {_JSON: {"schema": _ref("NewConversation")}}},
+                "responses": {
+                    "201": _ok("Created (with the first turn when a message was given)",
+                               "CreatedConversation"),
+                    **auth_errors, **body_errors, **turn_errors,
+                },
+            },
+        },
+        "/conversations/{conversation_id}": {
+            "get": {
+                "operationId": "getConversation",
+                "summary": "Where the conversation's journey stands, and its messages",
+                "parameters": [_conversation_param()],
+                "responses": {
+                    "200": _ok("The conversation", "ConversationDetail"),
+                    **auth_errors,
+                    "404": _error("No such conversation for this caller"),
+                },
+            }
+        },
+        "/conversations/{conversation_id}/messages": {
+            "post": {
+                "operationId": "postMessage",
+                "summary": "Send a user message and get the turn's answer",
+                "parameters": [
+                    _conversation_param(),
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "A retried request with the same key returns the "
+                                       "first response instead of playing the turn again",
+                        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+                    },
+                ],
+                "requestBody": {"required": True,
+                                "content": {_JSON: {"schema": _ref("NewMessage")}}},
+                "responses": {
+                    "200": _ok("The turn", "Turn"),
+                    **auth_errors,
+                    "404": _error("No such conversation for this caller"),
+                    **body_errors, **turn_errors,
+                },
+            }
+        },
+        "/conversations/{conversation_id}/events": {
+            "get": {
+                "operationId": "streamEvents",
+                "summary": "Server-sent events of the conversation, resumable",
+                "description": (
+                    "Each event is `id: <event id>`, `event: <type>`, `data: <json>`. Types: "
+                    "tool.call, tool.result, assistant.message, assistant.delta (live only), "
+                    "journey.step_changed, journey.completed, journey.routed, error. "
+                    "Resumes after Last-Event-ID (header or last_event_id query). Comments "
+                    "keep the connection alive."
+                ),
+                "parameters": [
+                    _conversation_param(),
+                    {"name": "Last-Event-ID", "in": "header", "required": False,
+                     "schema": {"type": "string"}},
+                    {"name": "last_event_id", "in": "query", "required": False,
+                     "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "The event stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": _error("Last-Event-ID is not an event id"),
+                    **auth_errors,
+                    "404": _error("No such conversation for this caller"),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "getOpenApi",
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3 document",
+                                      "content": {_JSON: {"schema": {"type": "object"}}}}},
+            }
+        },
+    }
+
+
+def _server_url(request: HttpRequest | None) -> str:
+    try:
+        agents = reverse("agent_runtime:agents")
+    except NoReverseMatch:
+        return "/"
+    prefix = agents[: -len("agents")].rstrip("/") or "/"
+    if request is not None:
+        return request.build_absolute_uri(prefix)
+    return prefix
+
+
+def openapi_document(request: HttpRequest | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document, with limits taken from the current settings."""
+    from .. import __version__ as version
+    from .registry import registered_runtimes
+
+    max_chars = int(app_settings().MAX_MESSAGE_CHARS)
+    agent_keys = sorted(registered_runtimes())
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "agent-runtime-framework HTTP API",
+            "version": str(version),
+            "description": (
+                "Journey-based conversational agents. Session authentication; POSTs need the "
+                "X-CSRFToken header (value of the csrftoken cookie). Errors are "
+                '{"error": {"code", "message", "details"}}.'
+            ),
+        },
+        "servers": [{"url": _server_url(request)}],
+        "security": [{"sessionCookie": []}],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(max_chars, agent_keys),
+            "securitySchemes": {
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+                "csrfHeader": {"type": "apiKey", "in": "header", "name": "X-CSRFToken"},
+            },
+        },
+    }

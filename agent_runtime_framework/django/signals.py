@@ -1,0 +1,26 @@
+"""Django signals of the app: project code reacts to journeys without touching the loop.
+
+Every signal is sent with ``sender=JourneyEvent`` from a database thread after the event
+row is written, so receivers may use the ORM synchronously. Keyword arguments:
+
+- ``journey_event``: ``event`` (the saved ``JourneyEvent``, or an unsaved one for events
+  that are not stored, e.g. ``assistant.delta``), ``type``, ``payload``, ``run_id``,
+  ``conversation_id``, ``agent_key``.
+- ``journey_step_changed``: ``event``, ``conversation_id``, ``agent_key``, ``run_id``,
+  ``old_step``, ``new_step`` (step values as stored, e.g. ``"collect_email"``).
+- ``journey_completed``: ``event``, ``conversation_id``, ``agent_key``, ``run_id``,
+  ``step`` (the terminal step).
+
+A receiver that raises does not break the turn: signals go out with ``send_robust`` and
+failures are logged to the ``agent_runtime_framework.django`` logger.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+__all__ = ["journey_completed", "journey_event", "journey_step_changed"]
+
+journey_event = Signal()
+journey_step_changed = Signal()
+journey_completed = Signal()

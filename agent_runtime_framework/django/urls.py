@@ -1,0 +1,35 @@
+"""URLs of the HTTP API; include them under a prefix of your choice:
+
+    path("api/", include("agent_runtime_framework.django.urls"))
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+__all__ = ["app_name", "urlpatterns"]
+
+app_name = "agent_runtime"
+
+urlpatterns = [
+    path("agents", views.agents_view, name="agents"),
+    path("conversations", views.conversations_view, name="conversations"),
+    path(
+        "conversations/<str:conversation_id>",
+        views.conversation_detail_view,
+        name="conversation",
+    ),
+    path(
+        "conversations/<str:conversation_id>/messages",
+        views.messages_view,
+        name="messages",
+    ),
+    path(
+        "conversations/<str:conversation_id>/events",
+        views.events_view,
+        name="events",
+    ),
+    path("openapi.json", views.openapi_view, name="openapi"),
+]

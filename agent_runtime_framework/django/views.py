@@ -1,0 +1,667 @@
+"""The HTTP API: async JSON views over ``run_turn``, plus the live event stream (SSE).
+
+Every error is ``{"error": {"code", "message", "details"}}`` with a 4xx status (5xx only
+for failures that are not the caller's: 502 when the model provider fails, 503 when no
+model is configured, 500 for bugs). A conversation belongs to its owner (a user, or an
+anonymous session when ``ALLOW_ANONYMOUS`` is on); anyone else gets 404, as for a
+conversation that does not exist. POSTs are CSRF-checked the Django way (the
+``X-CSRFToken`` header from the ``csrftoken`` cookie), with a JSON 403 when the check fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.views.decorators.csrf import csrf_exempt
+
+from ..agents.routed import RoutedJourneyAgent
+from ..llm.base import LLMError, MissingLLMDependencyError, NoLLMConfiguredError
+from ..memory.stores import JourneyBusy
+from .conf import app_settings
+from .db import run_db
+from .host import (
+    ConversationNotFound,
+    RequestInProgress,
+    UnknownAgent,
+    current_journey_row,
+    describe_llm,
+    journey_status_complete,
+    journeys_of_sync,
+    owns,
+    progress_of,
+    run_turn,
+)
+from .live import connect_signals, live_bus
+from .models import Conversation, JourneyEvent, JourneyMessage
+from .registry import find_journey_agent, get_runtime, registered_runtimes
+from .stores import LeaseLost, ensure_conversation_sync
+
+__all__ = [
+    "ApiError",
+    "agents_view",
+    "conversation_detail_view",
+    "conversations_view",
+    "error_response",
+    "events_view",
+    "messages_view",
+    "openapi_view",
+]
+
+logger = logging.getLogger("agent_runtime_framework.django")
+
+#: Seconds between keep-alive comments on an idle event stream.
+SSE_KEEPALIVE_SECONDS = 15.0
+#: Seconds between reads of the event table while waiting (events of other workers).
+SSE_POLL_SECONDS = 2.0
+#: Conversations listed at most, most recent first.
+MAX_LISTED_CONVERSATIONS = 100
+#: Messages returned by the detail view at most (the most recent ones).
+MAX_DETAIL_MESSAGES = 1000
+
+_IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+connect_signals()
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An error answer: status, snake_case code, human message, details, extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+    def response(self) -> JsonResponse:
+        return error_response(self.status, self.code, self.message, self.details, self.headers)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"code": code, "message": message, "details": details or {}}}, status=status
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _not_found(conversation_id: Any) -> ApiError:
+    return ApiError(
+        404, "not_found", "Conversation not found", {"conversation_id": str(conversation_id)}
+    )
+
+
+def _map_exception(exc: BaseException, conversation_id: Any = None) -> ApiError | None:
+    """The API error for an exception from a turn (None: an unexpected failure)."""
+    cid = {"conversation_id": str(conversation_id)} if conversation_id is not None else {}
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ConversationNotFound):
+        return _not_found(exc.conversation_id)
+    if isinstance(exc, UnknownAgent):
+        return ApiError(409, "agent_unavailable", str(exc), {"agent": exc.key, **cid})
+    if isinstance(exc, JourneyBusy):
+        retry = max(1, math.ceil(exc.retry_after))
+        return ApiError(
+            409, "conversation_busy",
+            "Another message is being answered in this conversation; retry shortly",
+            {"retry_after": retry, **cid}, {"Retry-After": str(retry)},
+        )
+    if isinstance(exc, LeaseLost):
+        return ApiError(
+            409, "conversation_busy", "The turn lost its hold on the conversation; retry",
+            {"retry_after": 1, **cid}, {"Retry-After": "1"},
+        )
+    if isinstance(exc, RequestInProgress):
+        return ApiError(
+            409, "request_in_progress",
+            "A request with this Idempotency-Key is still being processed; retry shortly",
+            {"retry_after": 1, **cid}, {"Retry-After": "1"},
+        )
+    if isinstance(exc, NoLLMConfiguredError | MissingLLMDependencyError):
+        return ApiError(
+            503, "llm_not_configured", str(exc).split("\n")[0], cid
+        )
+    if isinstance(exc, LLMError):
+        details: dict[str, Any] = {
+            "type": type(exc).__name__, "retryable": bool(exc.retryable), **cid
+        }
+        if exc.provider:
+            details["provider"] = exc.provider
+        if exc.status_code:
+            details["status_code"] = exc.status_code
+        headers = {}
+        if exc.retry_after:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        return ApiError(
+            502, "llm_error", f"The language model failed: {exc.message}", details, headers
+        )
+    return None
+
+
+ViewFunc = Callable[..., Awaitable[HttpResponseBase]]
+
+
+def api_view(*methods: str) -> Callable[[ViewFunc], Any]:
+    """Async JSON view: method check (JSON 405), errors as JSON, our own CSRF check."""
+
+    def decorate(view: ViewFunc) -> Any:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if request.method not in methods:
+                return error_response(
+                    405, "method_not_allowed",
+                    f"Method {request.method} is not allowed here",
+                    {"allowed": list(methods)}, {"Allow": ", ".join(methods)},
+                )
+            try:
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    await _check_csrf(request)
+                return await view(request, *args, **kwargs)
+            except Exception as exc:
+                error = _map_exception(exc, kwargs.get("conversation_id"))
+                if error is not None:
+                    return error.response()
+                logger.exception("unexpected error in %s", view.__name__)
+                return error_response(
+                    500, "internal_error", "An unexpected error occurred; it has been logged"
+                )
+
+        return csrf_exempt(wrapper)
+
+    return decorate
+
+
+# -- CSRF and the caller -----------------------------------------------------------------
+
+
+class _CsrfRejected:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _CsrfCheck(CsrfViewMiddleware):
+    """Django's own CSRF check, answering with the reason instead of an HTML page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> Any:
+        return _CsrfRejected(reason)
+
+
+async def _check_csrf(request: HttpRequest) -> None:
+    if getattr(settings, "CSRF_USE_SESSIONS", False) and hasattr(request, "session"):
+        await request.session.aget("_csrftoken")  # load the session without blocking
+    outcome = _CsrfCheck(lambda r: HttpResponse()).process_view(request, None, (), {})  # type: ignore[arg-type]
+    if isinstance(outcome, _CsrfRejected):
+        raise ApiError(
+            403, "csrf_failed",
+            "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header",
+            {"reason": outcome.reason},
+        )
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who is asking: a user, or an anonymous session."""
+
+    user: Any
+    user_id: Any
+    session_key: str
+
+
+def _resolve_caller_sync(request: HttpRequest, create_session: bool) -> Caller:
+    """Resolve the user (and anonymous session) on a database thread.
+
+    Done on the ``run_db`` pool (persistent connections) rather than through
+    ``request.auser()``, whose ORM calls run on a fresh thread, and so a fresh database
+    connection, for every request under ASGI.
+    """
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Caller(user, user.pk, "")
+    if not app_settings().ALLOW_ANONYMOUS:
+        raise ApiError(
+            403, "authentication_required",
+            "Log in first: this API needs an authenticated session",
+        )
+    session = getattr(request, "session", None)
+    if session is None:
+        raise ApiError(
+            403, "authentication_required",
+            "Anonymous use needs django.contrib.sessions' SessionMiddleware",
+        )
+    # Loading drops a session key that does not exist in the store.
+    session.get("agent_runtime_anonymous")
+    if session.session_key is None and create_session:
+        session["agent_runtime_anonymous"] = True
+        session.save()
+    return Caller(None, None, session.session_key or "")
+
+
+async def _caller(request: HttpRequest, *, create_session: bool = False) -> Caller:
+    return await run_db(_resolve_caller_sync, request, create_session)
+
+
+def _parse_conversation_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise _not_found(value) from None
+
+
+# -- request bodies -----------------------------------------------------------------------
+
+
+def _read_json(request: HttpRequest) -> dict[str, Any]:
+    limit = int(app_settings().MAX_BODY_BYTES)
+    declared = request.META.get("CONTENT_LENGTH")
+    try:
+        declared_size = int(declared) if declared else 0
+    except ValueError:
+        raise ApiError(400, "invalid_request", "Content-Length is not a number") from None
+    too_big = ApiError(
+        413, "body_too_large", f"The request body is larger than {limit} bytes",
+        {"max_bytes": limit},
+    )
+    if declared_size > limit:
+        raise too_big
+    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise ApiError(
+            415, "unsupported_media_type", "Send the body as application/json",
+            {"content_type": content_type},
+        )
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(raw) > limit:
+        raise too_big
+    if not raw.strip():
+        raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(
+            400, "invalid_json", "The request body is not valid JSON", {"reason": str(exc)[:200]}
+        ) from None
+    if not isinstance(data, dict):
+        raise ApiError(
+            400, "invalid_json", "The request body must be a JSON object",
+            {"got": type(data).__name__},
+        )
+    return data
+
+
+def _text_field(data: dict[str, Any], name: str, *, required: bool) -> str | None:
+    if name not in data or data[name] is None:
+        if required:
+            raise ApiError(
+                400, "missing_field", f"The field {name!r} is required", {"field": name}
+            )
+        return None
+    value = data[name]
+    if not isinstance(value, str):
+        raise ApiError(
+            400, "invalid_field", f"The field {name!r} must be a string",
+            {"field": name, "expected": "string", "got": type(value).__name__},
+        )
+    if "\x00" in value:
+        raise ApiError(
+            400, "invalid_field", f"The field {name!r} contains a NUL character",
+            {"field": name},
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(
+            400, "invalid_field", f"The field {name!r} is not valid Unicode text",
+            {"field": name},
+        ) from None
+    return value
+
+
+def _message_field(data: dict[str, Any], *, required: bool) -> str | None:
+    message = _text_field(data, "message", required=required)
+    if message is None:
+        return None
+    if not message.strip():
+        if not required:
+            return None
+        raise ApiError(400, "invalid_field", "The message is empty", {"field": "message"})
+    limit = int(app_settings().MAX_MESSAGE_CHARS)
+    if len(message) > limit:
+        raise ApiError(
+            422, "message_too_long",
+            f"The message has {len(message)} characters; at most {limit} are allowed",
+            {"field": "message", "max_chars": limit, "chars": len(message)},
+        )
+    return message
+
+
+def _idempotency_key(request: HttpRequest) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY_RE.match(key):
+        raise ApiError(
+            400, "invalid_idempotency_key",
+            "Idempotency-Key must be 1-200 visible ASCII characters",
+        )
+    return key
+
+
+# -- describing agents and conversations ---------------------------------------------------
+
+
+def _agent_info(key: str, runtime: Any) -> dict[str, Any]:
+    config = getattr(runtime, "config", None) or getattr(runtime, "journey_config", None)
+    name = getattr(runtime, "name", None) or getattr(config, "name", None) or key
+    description = getattr(runtime, "description", None) or getattr(config, "description", "")
+    info: dict[str, Any] = {
+        "key": key,
+        "name": str(name),
+        "description": str(description or ""),
+        "steps": progress_of(runtime, None)["steps"] if not _is_router(runtime) else [],
+    }
+    if _is_router(runtime):
+        info["journeys"] = [
+            _agent_info(agent.key, agent) for agent in runtime.agents.values()
+        ]
+    return info
+
+
+def _is_router(runtime: Any) -> bool:
+    return isinstance(runtime, RoutedJourneyAgent)
+
+
+def _owned_filter(caller: Caller) -> dict[str, Any]:
+    if caller.user_id is not None:
+        return {"owner_id": caller.user_id}
+    return {"owner_id": None, "session_key": caller.session_key}
+
+
+def _list_sync(caller: Caller) -> list[dict[str, Any]]:
+    if caller.user_id is None and not caller.session_key:
+        return []
+    rows = list(
+        Conversation.objects.filter(**_owned_filter(caller))
+        .order_by("-updated_at")
+        .values("id", "agent_key", "updated_at")[:MAX_LISTED_CONVERSATIONS]
+    )
+    journeys = journeys_of_sync([r["id"] for r in rows])
+    listed = []
+    for row in rows:
+        journey = current_journey_row(row["agent_key"], journeys.get(row["id"], []))
+        listed.append(
+            {
+                "conversation_id": str(row["id"]),
+                "agent": row["agent_key"],
+                "journey": journey["agent_key"] if journey else row["agent_key"],
+                "step": (journey["step"] or None) if journey else None,
+                "status": journey["status"] if journey else "active",
+                "updated_at": max(
+                    row["updated_at"], journey["updated_at"] if journey else row["updated_at"]
+                ).isoformat(),
+            }
+        )
+    return listed
+
+
+def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
+    row = (
+        Conversation.objects.filter(id=cid)
+        .values("id", "agent_key", "owner_id", "session_key")
+        .first()
+    )
+    if row is None or not owns(row, caller.user_id, caller.session_key):
+        raise _not_found(cid)
+    journey = current_journey_row(row["agent_key"], journeys_of_sync([cid]).get(cid, []))
+    messages = list(
+        JourneyMessage.objects.filter(conversation_id=cid)
+        .order_by("-seq")
+        .values("seq", "role", "content", "tool_calls", "tool_call_id", "created_at")[
+            :MAX_DETAIL_MESSAGES
+        ]
+    )
+    messages.reverse()
+    journey_key = journey["agent_key"] if journey else row["agent_key"]
+    step = (journey["step"] or None) if journey else None
+    return {
+        "conversation_id": str(cid),
+        "agent": row["agent_key"],
+        "journey": journey_key,
+        "step": step,
+        "progress": progress_of(find_journey_agent(journey_key), step),
+        "state": dict(journey["state"]) if journey else {},
+        "complete": journey_status_complete(journey),
+        "status": journey["status"] if journey else "active",
+        "messages": [
+            {
+                "seq": m["seq"],
+                "role": m["role"],
+                "content": m["content"],
+                "tool_calls": m["tool_calls"],
+                "tool_call_id": m["tool_call_id"] or None,
+                "created_at": m["created_at"].isoformat(),
+            }
+            for m in messages
+        ],
+    }
+
+
+def _check_owner_sync(cid: uuid.UUID, caller: Caller) -> None:
+    row = Conversation.objects.filter(id=cid).values("owner_id", "session_key").first()
+    if row is None or not owns(row, caller.user_id, caller.session_key):
+        raise _not_found(cid)
+
+
+# -- views --------------------------------------------------------------------------------
+
+
+@api_view("GET")
+async def agents_view(request: HttpRequest) -> HttpResponseBase:
+    """The registered agents (with their steps) and the model in use."""
+    get_token(request)  # the chat page reads the csrftoken cookie for its POSTs
+    agents = [_agent_info(key, runtime) for key, runtime in registered_runtimes().items()]
+    return JsonResponse({"agents": agents, "llm": describe_llm()})
+
+
+@api_view("GET", "POST")
+async def conversations_view(request: HttpRequest) -> HttpResponseBase:
+    """GET: the caller's conversations. POST: start one (optionally with a first message)."""
+    if request.method == "GET":
+        get_token(request)
+        caller = await _caller(request)
+        return JsonResponse({"conversations": await run_db(_list_sync, caller)})
+    data = _read_json(request)
+    agent = _text_field(data, "agent", required=True)
+    assert agent is not None
+    message = _message_field(data, required=False)
+    try:
+        get_runtime(agent)
+    except LookupError:
+        raise ApiError(
+            400, "unknown_agent", f"No agent is registered with key {agent!r}",
+            {"agent": agent, "available": sorted(registered_runtimes())},
+        ) from None
+    caller = await _caller(request, create_session=True)
+    cid = uuid.uuid4()
+    if message is None:
+        await run_db(ensure_conversation_sync, cid, agent, caller.user_id, caller.session_key)
+        return JsonResponse({"conversation_id": str(cid), "agent": agent}, status=201)
+    try:
+        turn = await run_turn(
+            agent, cid, message, caller.user, caller.session_key, create=True
+        )
+    except Exception as exc:
+        error = _map_exception(exc, cid)
+        if error is None:
+            raise
+        return error.response()
+    return JsonResponse(turn.to_dict(), status=201)
+
+
+@api_view("GET")
+async def conversation_detail_view(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
+    """One conversation: where its journey stands and its messages."""
+    caller = await _caller(request)
+    cid = _parse_conversation_id(conversation_id)
+    return JsonResponse(await run_db(_detail_sync, cid, caller))
+
+
+@api_view("POST")
+async def messages_view(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
+    """Send a user message; answers with the turn (idempotent with ``Idempotency-Key``)."""
+    caller = await _caller(request)
+    cid = _parse_conversation_id(conversation_id)
+    if caller.user_id is None and not caller.session_key:
+        raise _not_found(cid)
+    data = _read_json(request)
+    message = _message_field(data, required=True)
+    assert message is not None
+    key = _idempotency_key(request)
+    turn = await run_turn(
+        None, cid, message, caller.user, caller.session_key, key, create=False
+    )
+    response = JsonResponse(turn.to_dict())
+    if turn.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _last_event_id(request: HttpRequest) -> int:
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or ""
+    raw = raw.strip()
+    if not raw:
+        return 0
+    head = raw.split("-", 1)[0] if not raw.startswith("-") else raw
+    try:
+        value = int(head)
+    except ValueError:
+        raise ApiError(
+            400, "invalid_last_event_id", "Last-Event-ID must be an event id (an integer)",
+            {"last_event_id": raw[:100]},
+        ) from None
+    if value < 0:
+        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be >= 0")
+    return value
+
+
+def _events_after_sync(
+    cid: uuid.UUID, after: int, limit: int, upto: int | None = None
+) -> list[dict[str, Any]]:
+    rows = JourneyEvent.objects.filter(conversation_id=cid, id__gt=after)
+    if upto is not None:
+        rows = rows.filter(id__lte=upto)
+    found = rows.exclude(type__startswith="http.").order_by("id").values("id", "type", "payload")
+    return [dict(row) for row in found[:limit]]
+
+
+def _sse(event_type: str, payload: Any, event_id: Any = None) -> str:
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event_type}\ndata: {data}\n\n"
+
+
+async def _event_stream(cid: uuid.UUID, after: int) -> AsyncIterator[str]:
+    """Stored events after ``after``, then live ones; keep-alive comments when idle.
+
+    Stored events carry their table id. Live deltas (not stored) carry the id of the
+    last stored event plus a suffix (``"41-3"``), so a client that reconnects with it
+    resumes after that stored event. Notifications are handled in the order they were
+    published, and a stored event is read only up to the id it was announced with, so
+    deltas and stored events of a turn reach the client in the order they happened.
+    """
+    batch = 200
+    deltas = 0
+
+    async def stored(upto: int | None = None) -> AsyncIterator[str]:
+        nonlocal after
+        while True:
+            rows = await run_db(_events_after_sync, cid, after, batch, upto)
+            for row in rows:
+                after = row["id"]
+                yield _sse(row["type"], row["payload"], row["id"])
+            if len(rows) < batch:
+                return
+
+    with live_bus.subscribe(cid) as subscription:
+        yield f"retry: 2000\n: events of conversation {cid}\n\n"
+        async for chunk in stored():
+            yield chunk
+        idle = 0.0
+        while True:
+            event = await subscription.get(timeout=SSE_POLL_SECONDS)
+            if event is None:
+                # Nothing announced here: events of turns on other workers, if any.
+                async for chunk in stored():
+                    idle = 0.0
+                    yield chunk
+                idle += SSE_POLL_SECONDS
+                if idle >= SSE_KEEPALIVE_SECONDS:
+                    idle = 0.0
+                    yield ": keep-alive\n\n"
+                continue
+            idle = 0.0
+            for item in [event, *subscription.drain()]:
+                if item.durable:
+                    announced = item.payload.get("id")
+                    if isinstance(announced, int) and announced > after:
+                        async for chunk in stored(announced):
+                            yield chunk
+                    continue
+                deltas += 1
+                yield _sse(item.type, item.payload, f"{after}-{deltas}")
+
+
+@api_view("GET")
+async def events_view(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
+    """``text/event-stream`` of the conversation's events, resumable with Last-Event-ID."""
+    caller = await _caller(request)
+    cid = _parse_conversation_id(conversation_id)
+    await run_db(_check_owner_sync, cid, caller)
+    after = _last_event_id(request)
+    response = StreamingHttpResponse(_event_stream(cid, after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@api_view("GET")
+async def openapi_view(request: HttpRequest) -> HttpResponseBase:
+    """The OpenAPI 3 document of this API."""
+    from .openapi import openapi_document
+
+    return JsonResponse(openapi_document(request))
+

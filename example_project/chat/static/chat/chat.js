@@ -1,0 +1,468 @@
+/*
+ * The example chat page: plain JavaScript over the journeys HTTP API (no build step).
+ *
+ *   GET  agents                          -> the picker, the model name, the stand-in banner
+ *   POST conversations                   -> a new conversation with the chosen agent
+ *   GET  conversations/<id>              -> resume after a reload (transcript + progress)
+ *   POST conversations/<id>/messages     -> one turn; the reply, step and progress
+ *   GET  conversations/<id>/events (SSE) -> assistant.delta while a turn streams
+ *
+ * The streamed text is shown as it arrives; the POST response then replaces it with
+ * the final reply, so a missed delta never leaves a wrong message on screen.
+ */
+(function () {
+  "use strict";
+
+  var STORAGE_KEY = "agent-runtime-example:conversation";
+  var MAX_BUSY_RETRIES = 5;
+
+  var app = document.getElementById("chat-app");
+  var API = app.dataset.apiBase || "/api/";
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  var el = {
+    select: $("agent-select"),
+    description: $("agent-description"),
+    startOver: $("start-over"),
+    model: $("model-name"),
+    standin: $("standin-banner"),
+    journey: $("journey-name"),
+    step: $("step-label"),
+    bar: $("progress-bar"),
+    fill: $("progress-fill"),
+    progressText: $("progress-text"),
+    steps: $("step-list"),
+    complete: $("complete-banner"),
+    transcript: $("transcript"),
+    error: $("error"),
+    form: $("composer"),
+    input: $("message-input"),
+    send: $("send-button"),
+    conversationId: $("conversation-id"),
+  };
+
+  // A first message to try per agent (they work with the offline stand-in too).
+  var FIRST_MESSAGES = {
+    "front-desk": "I'd like a quote for my car",
+    onboarding: "Hi, I'm Ada Lovelace",
+    quote: "Car insurance, please",
+    claim: "My policy number is POL-123456",
+  };
+
+  var agents = {}; // key -> {key, name, description, steps}
+  var conversation = null; // {id, agent}
+  var events = null; // EventSource of the current conversation
+  var pending = null; // the assistant bubble of the turn in flight
+  var busy = false;
+
+  // -- HTTP ------------------------------------------------------------------------------
+
+  function ApiError(status, body, retryAfter) {
+    var error = (body && body.error) || {};
+    this.status = status;
+    this.code = error.code || "http_" + status;
+    this.message = error.message || "The server answered " + status + ".";
+    this.retryAfter = retryAfter;
+  }
+
+  function csrfToken() {
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function newKey() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+
+  async function api(path, options) {
+    options = options || {};
+    var headers = Object.assign({ Accept: "application/json" }, options.headers || {});
+    var init = { method: options.method || "GET", credentials: "same-origin", headers: headers };
+    if (options.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      headers["X-CSRFToken"] = csrfToken();
+      init.body = JSON.stringify(options.body);
+    }
+    var response;
+    try {
+      response = await fetch(API + path, init);
+    } catch (networkError) {
+      throw new ApiError(0, { error: { code: "network", message: "The server cannot be reached." } });
+    }
+    var data = null;
+    try {
+      data = await response.json();
+    } catch (notJson) {
+      data = null;
+    }
+    if (!response.ok) {
+      throw new ApiError(response.status, data, Number(response.headers.get("Retry-After")) || 1);
+    }
+    return data;
+  }
+
+  function sleep(seconds) {
+    return new Promise(function (resolve) {
+      setTimeout(resolve, seconds * 1000);
+    });
+  }
+
+  // -- rendering -------------------------------------------------------------------------
+
+  function humanize(value) {
+    if (value === null || value === undefined || value === "") return "–";
+    var text = String(value).replace(/[_-]+/g, " ");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  function showError(message) {
+    el.error.textContent = message;
+    el.error.hidden = !message;
+  }
+
+  function scrollToEnd() {
+    el.transcript.scrollTop = el.transcript.scrollHeight;
+  }
+
+  function addMessage(role, text, options) {
+    options = options || {};
+    var item = document.createElement("li");
+    item.className = "message message-" + role;
+    item.dataset.role = role;
+    item.setAttribute("data-testid", "message");
+    if (options.final !== false) item.dataset.final = "true";
+    var bubble = document.createElement("div");
+    bubble.className = "bubble";
+    bubble.textContent = text;
+    item.appendChild(bubble);
+    el.transcript.appendChild(item);
+    scrollToEnd();
+    return item;
+  }
+
+  function addNote(text, beforeItem) {
+    var item = document.createElement("li");
+    item.className = "note";
+    item.dataset.role = "note";
+    item.setAttribute("data-testid", "note");
+    item.textContent = text;
+    if (beforeItem && beforeItem.parentNode === el.transcript) {
+      el.transcript.insertBefore(item, beforeItem);
+    } else {
+      el.transcript.appendChild(item);
+    }
+    scrollToEnd();
+  }
+
+  function setBubbleText(item, text) {
+    item.querySelector(".bubble").textContent = text;
+    scrollToEnd();
+  }
+
+  function renderProgress(data) {
+    var progress = data.progress || { index: 0, total: 0, steps: [] };
+    var steps = progress.steps || [];
+    var index = progress.index || 0;
+    var total = progress.total || steps.length;
+    var journeyKey = data.journey || data.agent || "";
+    var journey = agents[journeyKey];
+    el.journey.textContent = journey ? journey.name : humanize(journeyKey);
+    el.journey.dataset.journey = journeyKey;
+    el.step.textContent = humanize(data.step);
+    el.step.dataset.step = data.step === null || data.step === undefined ? "" : String(data.step);
+    el.bar.setAttribute("aria-valuemax", String(total));
+    el.bar.setAttribute("aria-valuenow", String(index));
+    el.bar.dataset.index = String(index);
+    el.bar.dataset.total = String(total);
+    el.fill.style.width = total ? Math.round((index / total) * 100) + "%" : "0%";
+    el.progressText.textContent = total && index ? "Step " + index + " of " + total : "Not started";
+    el.steps.textContent = "";
+    steps.forEach(function (step, position) {
+      var item = document.createElement("li");
+      var state = position + 1 < index ? "done" : position + 1 === index ? "current" : "todo";
+      if (state === "current" && data.complete) state = "done";
+      item.className = "step step-" + state;
+      item.dataset.step = String(step);
+      item.dataset.state = state;
+      item.textContent = humanize(step);
+      el.steps.appendChild(item);
+    });
+    el.complete.hidden = !data.complete;
+    app.dataset.complete = data.complete ? "true" : "false";
+  }
+
+  function resetProgress(agentKey) {
+    var agent = agents[agentKey] || { steps: [] };
+    renderProgress({
+      agent: agentKey,
+      journey: agentKey,
+      step: null,
+      complete: false,
+      progress: { index: 0, total: agent.steps.length, steps: agent.steps },
+    });
+  }
+
+  function setBusy(value) {
+    busy = value;
+    app.dataset.busy = value ? "true" : "false";
+    el.send.disabled = value || !conversation;
+    el.input.disabled = !conversation;
+  }
+
+  function describeAgent(key) {
+    var agent = agents[key];
+    el.description.textContent = agent ? agent.description || "" : "";
+  }
+
+  function renderTranscript(messages) {
+    el.transcript.textContent = "";
+    messages.forEach(function (message) {
+      if (message.role === "user") {
+        addMessage("user", message.content || "");
+      } else if (message.role === "assistant") {
+        (message.tool_calls || []).forEach(function (call) {
+          var name = call && call.function ? call.function.name : "a tool";
+          addNote("called " + name);
+        });
+        if (message.content) addMessage("assistant", message.content);
+      }
+    });
+  }
+
+  // -- live events (SSE) -----------------------------------------------------------------
+
+  function parse(event) {
+    try {
+      return JSON.parse(event.data);
+    } catch (notJson) {
+      return {};
+    }
+  }
+
+  function openEvents(conversationId) {
+    closeEvents();
+    if (!window.EventSource) return;
+    events = new EventSource(API + "conversations/" + conversationId + "/events");
+    events.addEventListener("assistant.delta", function (event) {
+      var data = parse(event);
+      if (typeof data.delta !== "string") return;
+      // Counted for the browser tests (and curious readers of the DOM).
+      app.dataset.deltas = String(Number(app.dataset.deltas || 0) + 1);
+      if (!pending) return;
+      pending.dataset.streamed = "true";
+      pending.classList.remove("typing");
+      var bubble = pending.querySelector(".bubble");
+      bubble.textContent += data.delta;
+      scrollToEnd();
+    });
+    events.addEventListener("tool.call", function (event) {
+      // Only while a turn is in flight: replayed history is rendered from the transcript.
+      var data = parse(event);
+      if (pending && data.name) addNote("called " + data.name, pending);
+    });
+    events.addEventListener("open", function () {
+      app.dataset.events = "open";
+    });
+    events.addEventListener("error", function () {
+      // EventSource reconnects by itself (sending Last-Event-ID); just show the state.
+      app.dataset.events = events && events.readyState === 2 ? "closed" : "reconnecting";
+    });
+  }
+
+  function closeEvents() {
+    if (events) {
+      events.close();
+      events = null;
+    }
+    app.dataset.events = "closed";
+  }
+
+  // -- conversations ---------------------------------------------------------------------
+
+  function remember() {
+    try {
+      if (conversation) window.localStorage.setItem(STORAGE_KEY, JSON.stringify(conversation));
+      else window.localStorage.removeItem(STORAGE_KEY);
+    } catch (storageUnavailable) {
+      /* private mode: the page still works, it just does not resume after a reload */
+    }
+  }
+
+  function remembered() {
+    try {
+      return JSON.parse(window.localStorage.getItem(STORAGE_KEY) || "null");
+    } catch (storageUnavailable) {
+      return null;
+    }
+  }
+
+  function useConversation(id, agentKey) {
+    conversation = { id: id, agent: agentKey };
+    el.conversationId.textContent = id;
+    app.dataset.conversationId = id;
+    remember();
+    openEvents(id);
+    setBusy(false);
+  }
+
+  async function startConversation(agentKey) {
+    closeEvents();
+    conversation = null;
+    pending = null;
+    setBusy(true);
+    showError("");
+    el.transcript.textContent = "";
+    el.conversationId.textContent = "–";
+    resetProgress(agentKey);
+    try {
+      var created = await api("conversations", { method: "POST", body: { agent: agentKey } });
+      useConversation(created.conversation_id, created.agent || agentKey);
+      var agent = agents[agentKey];
+      var hint = FIRST_MESSAGES[agentKey];
+      addNote(
+        "New conversation with " + (agent ? agent.name : agentKey) + "." +
+          (hint ? " Try: \u201c" + hint + "\u201d" : " Say hello!")
+      );
+      el.input.focus();
+    } catch (error) {
+      showError("Could not start a conversation: " + error.message);
+      setBusy(false);
+    }
+  }
+
+  async function resumeConversation(saved) {
+    try {
+      var data = await api("conversations/" + saved.id);
+      el.select.value = data.agent;
+      describeAgent(data.agent);
+      useConversation(data.conversation_id, data.agent);
+      renderTranscript(data.messages || []);
+      renderProgress(data);
+      return true;
+    } catch (error) {
+      return false; // gone, or not ours any more (another session): start afresh
+    }
+  }
+
+  async function postMessage(conversationId, text) {
+    var key = newKey();
+    for (var attempt = 0; ; attempt++) {
+      try {
+        return await api("conversations/" + conversationId + "/messages", {
+          method: "POST",
+          body: { message: text },
+          headers: { "Idempotency-Key": key },
+        });
+      } catch (error) {
+        // 409: another turn of this conversation is running; retry the same request
+        // (same Idempotency-Key, so it never runs twice).
+        if (error.status === 409 && attempt < MAX_BUSY_RETRIES) {
+          await sleep(Math.min(error.retryAfter || 1, 5));
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  async function send(text) {
+    if (busy || !conversation || !text) return;
+    var current = conversation;
+    showError("");
+    setBusy(true);
+    addMessage("user", text);
+    var bubble = addMessage("assistant", "", { final: false });
+    bubble.classList.add("typing");
+    pending = bubble; // deltas from the event stream go here until the reply arrives
+    try {
+      var turn = await postMessage(current.id, text);
+      if (conversation !== current) return; // the user started over meanwhile
+      setBubbleText(bubble, turn.reply || "(no reply)");
+      bubble.dataset.final = "true";
+      renderProgress(turn);
+    } catch (error) {
+      if (conversation !== current) return;
+      bubble.classList.add("message-error");
+      bubble.dataset.final = "true";
+      bubble.dataset.error = error.code;
+      var prefix = error.code === "llm_error" ? "The model failed: " : "";
+      setBubbleText(bubble, prefix + error.message);
+      showError(prefix + error.message);
+    } finally {
+      bubble.classList.remove("typing");
+      if (pending === bubble) pending = null;
+      if (conversation === current) {
+        setBusy(false);
+        el.input.focus();
+      }
+    }
+  }
+
+  // -- start-up --------------------------------------------------------------------------
+
+  async function loadAgents() {
+    var data = await api("agents");
+    el.select.textContent = "";
+    (data.agents || []).forEach(function (agent) {
+      agent.steps = agent.steps || [];
+      agents[agent.key] = agent;
+      var option = document.createElement("option");
+      option.value = agent.key;
+      option.textContent = agent.name || agent.key;
+      el.select.appendChild(option);
+    });
+    var llm = data.llm || {};
+    el.model.textContent = "model: " + (llm.model || "unknown");
+    el.model.dataset.offlineStandin = llm.offline_standin ? "true" : "false";
+    el.standin.hidden = !llm.offline_standin;
+    app.dataset.offlineStandin = llm.offline_standin ? "true" : "false";
+    el.select.disabled = false;
+    el.startOver.disabled = false;
+  }
+
+  async function init() {
+    try {
+      await loadAgents();
+    } catch (error) {
+      showError("Could not load the agents: " + error.message);
+      app.dataset.ready = "error";
+      return;
+    }
+    var saved = remembered();
+    var resumed = saved && agents[saved.agent] ? await resumeConversation(saved) : false;
+    if (!resumed) {
+      var preferred = agents["front-desk"] ? "front-desk" : el.select.value;
+      el.select.value = preferred;
+      describeAgent(preferred);
+      await startConversation(preferred);
+    }
+    app.dataset.ready = "true";
+  }
+
+  el.form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = el.input.value.trim();
+    if (!text || busy) return;
+    el.input.value = "";
+    send(text);
+  });
+
+  el.select.addEventListener("change", function () {
+    describeAgent(el.select.value);
+    startConversation(el.select.value);
+  });
+
+  el.startOver.addEventListener("click", function () {
+    startConversation(el.select.value);
+  });
+
+  window.addEventListener("beforeunload", closeEvents);
+
+  init();
+})();

@@ -1,0 +1,9 @@
+"""WSGI entry point, for completeness: streaming (SSE) needs the ASGI one (asgi.py)."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+
+application = get_wsgi_application()

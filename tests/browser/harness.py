@@ -1,0 +1,257 @@
+"""The example project under uvicorn, for the browser tests.
+
+``run_example_server()`` migrates a fresh database (a temporary SQLite file, or a
+dedicated PostgreSQL database ``art_browser_<random>`` when ``DATABASE_URL`` points at
+PostgreSQL) and serves ``example_project.asgi:application`` with uvicorn on 127.0.0.1 and a
+free port; by default with the offline stand-in model (API keys are removed from its
+environment). Its log goes to the artifacts folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+__all__ = [
+    "ARTIFACTS",
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "ExampleServer",
+    "fresh_database",
+    "require_chromium",
+    "run_example_server",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR") or REPO / "artifacts").resolve()
+SERVER_START_TIMEOUT = 60.0
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = (
+        f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) "
+        "to run the browser tests"
+    )
+    if _in_ci():
+        pytest.fail(message + " (CI=true: the browser tests must run in CI)", pytrace=False)
+    pytest.skip(message)
+
+
+# -- the example project under uvicorn ------------------------------------------------------
+
+
+@dataclass
+class ExampleServer:
+    """A running example project: its URL and how to run ``manage.py`` against its DB."""
+
+    base_url: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    def url(self, path: str) -> str:
+        return self.base_url + "/" + path.lstrip("/")
+
+    def manage(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
+        """Run ``manage.py`` with the server's settings and database; returns stdout."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            raise AssertionError(
+                f"manage.py {' '.join(args)} failed ({done.returncode}):\n"
+                f"{done.stdout}\n{done.stderr}"
+            )
+        return done.stdout
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_env(database_url: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        # The stand-in must answer, whatever keys the developer has set.
+        if not key.startswith(("OPENAI_", "ANTHROPIC_", "AZURE_OPENAI_", "PYTEST_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DATABASE_URL=database_url,
+        AGENT_RUNTIME_LLM="standin",
+        DJANGO_DEBUG="0",
+        # The fake provider of the provider tests listens on 127.0.0.1: never proxy it.
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        DJANGO_SECRET_KEY="browser-tests-" + secrets.token_hex(16),
+        PYTHONUNBUFFERED="1",
+    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A DATABASE_URL for a database of its own (the suite's kind), removed afterwards."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        with _postgres_database(url) as database_url:
+            yield database_url
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="art_browser_"))
+        try:
+            yield f"sqlite:///{folder / 'db.sqlite3'}"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _postgres_database(url: str) -> Iterator[str]:
+    import psycopg
+    from psycopg import sql
+
+    from agent_runtime_framework.django.dburl import database_from_url
+
+    settings = database_from_url(url)
+    connect = {
+        "dbname": settings["NAME"],
+        "user": settings["USER"],
+        "password": settings["PASSWORD"],
+        "host": settings["HOST"],
+        "port": settings["PORT"],
+    }
+    connect = {key: value for key, value in connect.items() if value}
+    name = f"art_browser_{secrets.token_hex(4)}"
+    with psycopg.connect(**connect, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(**connect, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@contextlib.contextmanager
+def run_example_server(name: str, llm_env: dict[str, str] | None = None) -> Iterator[ExampleServer]:
+    """Migrate a fresh database and serve the example project on it with uvicorn.
+
+    ``llm_env`` replaces the default model selection (the offline stand-in), e.g.
+    ``{"OPENAI_API_KEY": ..., "OPENAI_BASE_URL": ...}``.
+    """
+    require_chromium()  # no point starting a server the tests cannot drive
+    with fresh_database() as database_url:
+        env = _server_env(database_url)
+        if llm_env is not None:
+            env.pop("AGENT_RUNTIME_LLM", None)
+            env.update(llm_env)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        log_path = ARTIFACTS / f"{name}.log"
+        migrate = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if migrate.returncode != 0:
+            pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}", pytrace=False)
+        port = _free_port()
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "example_project.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "info",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = ExampleServer(f"http://127.0.0.1:{port}", env, log_path, process)
+        try:
+            _wait_until_up(server)
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+def _wait_until_up(server: ExampleServer) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    last_error = ""
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"uvicorn exited with {server.process.returncode}:\n{server.log()}", pytrace=False
+            )
+        try:
+            with urllib.request.urlopen(server.url("api/agents"), timeout=5) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last_error = f"HTTP {exc.code}"
+        except OSError as exc:
+            last_error = str(exc)
+        time.sleep(0.2)
+    pytest.fail(
+        f"the example server did not answer GET /api/agents within {SERVER_START_TIMEOUT}s "
+        f"({last_error}):\n{server.log()}",
+        pytrace=False,
+    )

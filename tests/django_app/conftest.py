@@ -1,0 +1,35 @@
+"""Fixtures of the Django app tests: ORM memory, a registered onboarding agent."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from agent_runtime_framework.django import db
+
+
+def close_db_thread_connections() -> None:
+    """Database threads and their connections do not outlive a test."""
+    db.shutdown_db_threads()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_db_threads() -> Iterator[None]:
+    """Database threads (and their connections) do not outlive a test."""
+    yield
+    close_db_thread_connections()
+
+
+@pytest.fixture
+def registered_onboarding() -> Iterator[object]:
+    """The onboarding agent registered under its key for the duration of a test."""
+    from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
+    from tests.journeys import OnboardingAgent
+
+    agent = OnboardingAgent()
+    register_runtime(agent)
+    yield agent
+    unregister_runtime(agent.key)

@@ -114,15 +114,16 @@ def main() -> None:
     d = sub.add_parser("demo", help="serve the example project")
     d.add_argument("--host", default="127.0.0.1")
     d.add_argument("--port", type=int, default=8000)
-    t = sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")
-    t.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("test", help="run the test suite (extra arguments go to pytest)")
     sub.add_parser("setup", help="create .venv with the package and dev extras")
     sub.add_parser("bench", help="run the benchmarks")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "demo":
         demo(args.host, args.port)
     elif args.command == "test":
-        test(args.pytest_args)
+        test(extra)
     elif args.command == "setup":
         setup()
     else:

@@ -37,6 +37,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from ..agents.introspect import journey_steps, step_progress, step_value
+from ..state.serializer import VERSION_KEY
 from .models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
 
 __all__ = ["EstimatedCountPaginator", "JourneyAdmin", "funnel_rows"]
@@ -305,6 +306,7 @@ class JourneyAdmin(admin.ModelAdmin):
         transcript = [_transcript_entry(m) for m in recent]
         latest = list(
             JourneyEvent.objects.filter(conversation_id=cid)
+            .exclude(type__startswith="http.")  # the host's idempotency records, not events
             .order_by("-id")
             .values("type", "payload", "created_at", "run_id", "seq", "agent_key")[:DETAIL_EVENTS]
         )
@@ -334,6 +336,7 @@ class JourneyAdmin(admin.ModelAdmin):
         state_fields = [
             {"name": k, "value": _readable(v), "nested": isinstance(v, dict | list)}
             for k, v in state.items()
+            if k != VERSION_KEY  # shown as the journey's state version instead
         ]
         agent = _agent_for(journey.agent_key)
         return {

@@ -1,7 +1,7 @@
 """Agents: journeys on top of the executor loop, and the router in front of them."""
 
 from .context import AgentContext, AgentMessage, AgentResult, JourneyConfig
-from .introspect import journey_steps, step_progress, step_value
+from .introspect import journey_progress, journey_steps, step_progress, step_value
 from .journey import JourneyAgent, JourneyToolExecutor, new_input_messages
 from .routed import RoutedJourneyAgent
 
@@ -13,6 +13,7 @@ __all__ = [
     "JourneyConfig",
     "JourneyToolExecutor",
     "RoutedJourneyAgent",
+    "journey_progress",
     "journey_steps",
     "new_input_messages",
     "step_progress",

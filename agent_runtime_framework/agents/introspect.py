@@ -7,7 +7,7 @@ import typing
 from enum import Enum
 from typing import Any
 
-__all__ = ["journey_steps", "step_progress", "step_value"]
+__all__ = ["journey_progress", "journey_steps", "step_progress", "step_value"]
 
 
 def step_value(step: Any) -> Any:
@@ -37,3 +37,21 @@ def step_progress(agent: Any, step: Any) -> tuple[int, int]:
     value = step_value(step)
     k = values.index(value) + 1 if value in values else 0
     return k, len(steps)
+
+
+def journey_progress(agent: Any, state: Any) -> tuple[int, int, list[Any]]:
+    """(k, n, step values) along the agent's path for this state (``get_step_path``).
+
+    Falls back to the step enum's order when the agent has no ``get_step_path`` or the
+    state is unknown; k is 0 when the step is not on the path.
+    """
+    steps: list[Any] = []
+    get_path = getattr(agent, "get_step_path", None)
+    if state is not None and callable(get_path):
+        steps = list(get_path(state))
+    if not steps:
+        steps = journey_steps(agent)
+    values = [step_value(s) for s in steps]
+    current = step_value(getattr(state, "step", None)) if state is not None else None
+    k = values.index(current) + 1 if current in values else 0
+    return k, len(values), values

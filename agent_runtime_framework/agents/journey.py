@@ -126,6 +126,16 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
     async def save_state(self, ctx: AgentContext, state: StateT) -> None:
         """Optional: also persist state yourself; called after each state change."""
 
+    def get_step_path(self, state: StateT) -> list[StepT]:
+        """The steps this journey goes through, given what the state already says.
+
+        Progress ("step k of n") is measured along it. Default: every member of the step
+        enum in declaration order. A branching journey returns the path of its branch.
+        """
+        from .introspect import journey_steps
+
+        return journey_steps(self)
+
     def is_terminal_state(self, state: StateT) -> bool:
         """Whether the journey is over. Default: ``state.is_terminal()``."""
         try:

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from ..adapters.django_runtime import DjangoRuntimeAdapter
 from ..agents.context import AgentContext, AgentResult
-from ..agents.introspect import journey_steps, step_value
+from ..agents.introspect import journey_progress, journey_steps, step_value
 from ..agents.journey import JourneyAgent
 from ..agents.routed import RoutedJourneyAgent
 from ..executor.hooks import CompositeHooks, ExecutorHooks
@@ -134,11 +134,23 @@ class TurnResult:
         return cls(**values)
 
 
-def progress_of(agent: Any, step: Any) -> dict[str, Any]:
-    """``{"index", "total", "steps"}``: the step is the index-th (1-based; 0 unknown) of total."""
+def progress_of(agent: Any, step: Any, state: Any = None) -> dict[str, Any]:
+    """``{"index", "total", "steps"}``: the step is the index-th (1-based; 0 unknown) of total.
+
+    With the state (an object or its stored dict) progress follows the agent's
+    ``get_step_path(state)``, so a branching journey counts only its branch's steps.
+    """
+    if agent is None:
+        return {"index": 0, "total": 0, "steps": []}
     try:
-        steps = [step_value(s) for s in journey_steps(agent)] if agent is not None else []
-    except Exception:  # an agent whose initial state cannot be built: no progress info
+        if isinstance(state, dict) and state and hasattr(agent, "state_from_dict"):
+            state = agent.state_from_dict(state)
+        if state is not None and not isinstance(state, dict):
+            index, total, steps = journey_progress(agent, state)
+            if step_value(getattr(state, "step", None)) == step_value(step):
+                return {"index": index, "total": total, "steps": steps}
+        steps = [step_value(s) for s in journey_steps(agent)]
+    except Exception:  # an agent or state that cannot be introspected: no progress info
         steps = []
     value = step_value(step)
     index = steps.index(value) + 1 if value in steps else 0
@@ -509,7 +521,7 @@ def _turn_from_agent_result(
         agent=key,
         journey=journey_key,
         step=step,
-        progress=progress_of(journey_agent, step),
+        progress=progress_of(journey_agent, step, result.state),
         state=_state_dict(result.state),
         complete=bool(result.complete),
         stopped_reason=result.stopped_reason,
@@ -556,7 +568,7 @@ async def _run_runcontext_runtime(
         agent=key,
         journey=journey_key,
         step=step,
-        progress=progress_of(journey_agent, step),
+        progress=progress_of(journey_agent, step, output.get("state")),
         state=_state_dict(output.get("state")),
         complete=bool(output.get("complete", False)),
         stopped_reason=str(output.get("stopped_reason") or "completed"),

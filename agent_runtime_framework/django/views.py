@@ -462,7 +462,9 @@ def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
         "agent": row["agent_key"],
         "journey": journey_key,
         "step": step,
-        "progress": progress_of(find_journey_agent(journey_key), step),
+        "progress": progress_of(
+            find_journey_agent(journey_key), step, journey["state"] if journey else None
+        ),
         "state": dict(journey["state"]) if journey else {},
         "complete": journey_status_complete(journey),
         "status": journey["status"] if journey else "active",

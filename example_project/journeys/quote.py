@@ -383,3 +383,19 @@ class QuoteAgent(JourneyAgent[QuoteState, QuoteTools, QuoteStep]):
 
     def get_system_prompt(self, state: QuoteState) -> str:
         return self.prompts.get_prompt(state)
+
+    def get_step_path(self, state: QuoteState) -> list[QuoteStep]:
+        """The branch's steps only, so progress reads "step 2 of 6" on a car quote."""
+        if state.cover is None:
+            return list(QuoteStep)  # the branch is not chosen yet
+        branch = {
+            "car": [QuoteStep.ADD_DRIVER, QuoteStep.MORE_DRIVERS],
+            "home": [QuoteStep.HOME_VALUE, QuoteStep.MORE_ITEMS, QuoteStep.ADD_ITEM],
+        }.get(state.cover or "", [])
+        return [
+            QuoteStep.CHOOSE_COVER,
+            *branch,
+            QuoteStep.START_DATE,
+            QuoteStep.REVIEW,
+            QuoteStep.COMPLETE,
+        ]

@@ -63,3 +63,26 @@ async def test_llm_kwargs_reach_the_client():
     agent = OnboardingAgent(llm_client=llm, config=JourneyConfig(llm_kwargs={"temperature": 0.1}))
     await agent.run(AgentContext.for_message(uuid.uuid4(), "hi"))
     assert llm.calls[0].kwargs == {"temperature": 0.1}
+
+
+async def test_progress_follows_the_branch_of_a_branching_journey():
+    from agent_runtime_framework.agents import journey_progress
+    from tests.core.test_executor_guarantees import QuoteAgent, QuoteState, QuoteStep
+
+    class BranchingQuote(QuoteAgent):
+        def get_step_path(self, state: QuoteState) -> list[QuoteStep]:
+            return [QuoteStep.COVER, QuoteStep.DONE] if state.age else list(QuoteStep)
+
+    agent = BranchingQuote()
+    assert journey_progress(agent, QuoteState(step=QuoteStep.AGE)) == (
+        2,
+        3,
+        ["cover", "age", "done"],
+    )
+    assert journey_progress(agent, QuoteState(step=QuoteStep.DONE, age=30)) == (
+        2,
+        2,
+        ["cover", "done"],
+    )
+    # Without an override the enum order is the path.
+    assert journey_progress(QuoteAgent(), QuoteState(step=QuoteStep.AGE))[:2] == (2, 3)

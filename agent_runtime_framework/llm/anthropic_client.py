@@ -11,20 +11,13 @@ own retries are off: ``RetryPolicy`` is the one policy.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._errors import translate_exception
-from ._wire import MISSING_SDK_HINT, accepted_parameters, field, text_of
-from .base import (
-    LLMConnectionError,
-    LLMResponse,
-    LLMServerError,
-    LLMStreamEvent,
-    MissingLLMDependencyError,
-    normalize_usage,
-)
+from ._wire import field, text_of
+from .base import LLMConnectionError, LLMResponse, LLMServerError, normalize_usage
 from .retry import RetryPolicy
+from .sdk_client import SNIPPET, Messages, SDKChatClient, Tools
 
 __all__ = [
     "CONVERSATION_START",
@@ -48,18 +41,6 @@ _STOP_REASONS = {
     "model_context_window_exceeded": "length",
     "refusal": "content_filter",
 }
-
-_SNIPPET = 120
-
-
-def _import_anthropic() -> Any:
-    try:
-        import anthropic
-    except ImportError as exc:  # pragma: no cover - exercised only without the SDK
-        raise MissingLLMDependencyError(
-            MISSING_SDK_HINT.format(provider="Anthropic", package="anthropic", extra="anthropic")
-        ) from exc
-    return anthropic
 
 
 # -- request translation ------------------------------------------------------------------
@@ -278,11 +259,13 @@ def from_anthropic_message(message: Any) -> tuple[dict[str, Any], str, dict[str,
 # -- the client ---------------------------------------------------------------------------
 
 
-class AnthropicClient:
+class AnthropicClient(SDKChatClient):
     """An ``LLMClient`` and ``StreamingLLMClient`` for Anthropic's Messages API."""
 
     provider: str = "anthropic"
-    is_offline_standin: bool = False
+    sdk_package = "anthropic"
+    sdk_label = "Anthropic"
+    answer_kind = "a JSON message"
 
     def __init__(
         self,
@@ -302,42 +285,21 @@ class AnthropicClient:
         ``max_tokens`` is required by the API, so it has a default here; a per-call
         ``max_tokens=`` overrides it, as any other keyword overrides ``default_params``.
         """
-        self.model = model
         self.max_tokens = max_tokens
-        self.default_params: dict[str, Any] = dict(default_params or {})
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.timeout = timeout
-        if client is None:
-            anthropic = _import_anthropic()
-            client = anthropic.AsyncAnthropic(
-                api_key=api_key,
-                base_url=base_url,
-                timeout=timeout,
-                max_retries=0,
-                default_headers=default_headers,
-            )
-        elif getattr(client, "max_retries", 0):
-            client = client.with_options(max_retries=0)
-        self._client = client
-        self._create = client.messages.create
-        self._accepted = accepted_parameters(self._create)
+        sdk_options = {"api_key": api_key, "base_url": base_url, "default_headers": default_headers}
+        super().__init__(model, client, timeout, default_params, retry, sdk_options)
 
-    @property
-    def sdk_client(self) -> Any:
-        """The underlying ``AsyncAnthropic`` (for features this wrapper does not cover)."""
-        return self._client
+    def _new_sdk_client(self, options: dict[str, Any]) -> Any:
+        return self._import_sdk().AsyncAnthropic(**options)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(model={self.model!r})"
+    def _create_method(self, client: Any) -> Callable[..., Awaitable[Any]]:
+        return client.messages.create
 
-    def _request(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None,
-        kwargs: Mapping[str, Any],
-        stream: bool,
+    # -- requests -------------------------------------------------------------------------
+
+    def _translate(
+        self, messages: Messages, tools: Tools, params: dict[str, Any]
     ) -> dict[str, Any]:
-        params = {**self.default_params, **kwargs} if kwargs else dict(self.default_params)
         system, turns = to_anthropic_messages(messages)
         request: dict[str, Any] = {
             "model": params.pop("model", self.model),
@@ -364,49 +326,14 @@ class AnthropicClient:
         stop = params.pop("stop", None)
         if stop:
             request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        params.pop("stream", None)  # decided by which method was called
-        params.pop("stream_options", None)
-        if stream:
-            request["stream"] = True
-        if params:
-            accepted = self._accepted
-            extra_body: dict[str, Any] = dict(params.pop("extra_body", None) or {})
-            for name, value in params.items():
-                if not accepted or name in accepted:
-                    request[name] = value
-                else:
-                    extra_body[name] = value
-            if extra_body:
-                request["extra_body"] = extra_body
         return request
 
-    def _error(self, exc: BaseException) -> BaseException:
-        return translate_exception(exc, self.provider) or exc
+    # -- answers --------------------------------------------------------------------------
 
-    async def generate(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> LLMResponse:
-        """One complete answer, retried per the policy."""
-        request = self._request(messages, tools, kwargs, stream=False)
-        return await self.retry.call(lambda: self._generate_once(request))
-
-    async def _generate_once(self, request: dict[str, Any]) -> LLMResponse:
-        try:
-            answer = await self._create(**request)
-        except Exception as exc:
-            raise self._error(exc) from exc
-        if isinstance(answer, str | bytes):
-            raise LLMServerError(
-                f"{self.provider}: expected a JSON message but the server sent something else: "
-                f"{answer[:_SNIPPET]!r}",
-                provider=self.provider,
-            )
+    def _parse_answer(self, answer: Any) -> LLMResponse:
         if field(answer, "content") is None:
             raise LLMServerError(
-                f"{self.provider}: malformed message (no content): {str(answer)[:_SNIPPET]!r}",
+                f"{self.provider}: malformed message (no content): {str(answer)[:SNIPPET]!r}",
                 provider=self.provider,
             )
         message, finish, usage = from_anthropic_message(answer)
@@ -418,84 +345,88 @@ class AnthropicClient:
             raw=answer,
         )
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[LLMStreamEvent]:
-        """Text deltas as they arrive, then one event with the complete response."""
-        request = self._request(messages, tools, kwargs, stream=True)
-        return self.retry.stream(lambda: self._stream_once(request))
+    def _stream_accumulator(self) -> _EventAccumulator:
+        return _EventAccumulator(self.provider, self.model)
 
-    async def _stream_once(self, request: dict[str, Any]) -> AsyncIterator[LLMStreamEvent]:
-        try:
-            events = await self._create(**request)
-        except Exception as exc:
-            raise self._error(exc) from exc
-        if isinstance(events, str | bytes):
-            raise LLMServerError(
-                f"{self.provider}: expected a server-sent event stream but got "
-                f"{events[:_SNIPPET]!r}",
-                provider=self.provider,
-            )
-        blocks: dict[int, dict[str, Any]] = {}
-        usage: dict[str, int] = {}
-        stop_reason: Any = None
-        model: Any = None
-        finished = False
-        try:
-            async for event in events:
-                kind = field(event, "type")
-                if kind == "content_block_delta":
-                    delta = field(event, "delta")
-                    delta_kind = field(delta, "type")
-                    block = blocks.setdefault(
-                        field(event, "index", 0), {"type": "text", "parts": []}
-                    )
-                    if delta_kind == "text_delta":
-                        text = field(delta, "text") or ""
-                        if text:
-                            block["parts"].append(text)
-                            yield LLMStreamEvent(delta=text)
-                    elif delta_kind == "input_json_delta":
-                        block["parts"].append(field(delta, "partial_json") or "")
-                elif kind == "content_block_start":
-                    start = field(event, "content_block")
-                    start_kind = field(start, "type")
-                    entry: dict[str, Any] = {"type": start_kind, "parts": []}
-                    if start_kind == "tool_use":
-                        entry["id"] = field(start, "id")
-                        entry["name"] = field(start, "name")
-                        entry["input"] = field(start, "input")
-                    elif start_kind == "text" and field(start, "text"):
-                        entry["parts"].append(field(start, "text"))
-                        yield LLMStreamEvent(delta=field(start, "text"))
-                    blocks[field(event, "index", len(blocks))] = entry
-                elif kind == "message_start":
-                    message = field(event, "message")
-                    model = field(message, "model")
-                    self._merge_usage(usage, field(message, "usage"))
-                elif kind == "message_delta":
-                    stop_reason = field(field(event, "delta"), "stop_reason") or stop_reason
-                    self._merge_usage(usage, field(event, "usage"))
-                elif kind == "message_stop":
-                    finished = True
-        except Exception as exc:
-            raise self._error(exc) from exc
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                await close()
-        if not finished:
+
+_NO_TEXT: tuple[()] = ()
+
+
+class _EventAccumulator:
+    """Folds Messages stream events into text deltas and one final response."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.default_model = model
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.usage: dict[str, int] = {}
+        self.stop_reason: Any = None
+        self.model: Any = None
+        self.finished = False
+
+    def feed(self, event: Any) -> Iterable[str]:
+        kind = field(event, "type")
+        blocks = self.blocks
+        if kind == "content_block_delta":
+            delta = field(event, "delta")
+            delta_kind = field(delta, "type")
+            block = blocks.setdefault(field(event, "index", 0), {"type": "text", "parts": []})
+            if delta_kind == "text_delta":
+                text = field(delta, "text") or ""
+                if text:
+                    block["parts"].append(text)
+                    return (text,)
+            elif delta_kind == "input_json_delta":
+                block["parts"].append(field(delta, "partial_json") or "")
+        elif kind == "content_block_start":
+            start = field(event, "content_block")
+            start_kind = field(start, "type")
+            entry: dict[str, Any] = {"type": start_kind, "parts": []}
+            deltas: tuple[str, ...] = _NO_TEXT
+            if start_kind == "tool_use":
+                entry["id"] = field(start, "id")
+                entry["name"] = field(start, "name")
+                entry["input"] = field(start, "input")
+            elif start_kind == "text" and field(start, "text"):
+                entry["parts"].append(field(start, "text"))
+                deltas = (field(start, "text"),)
+            blocks[field(event, "index", len(blocks))] = entry
+            return deltas
+        elif kind == "message_start":
+            message = field(event, "message")
+            self.model = field(message, "model")
+            self._merge_usage(field(message, "usage"))
+        elif kind == "message_delta":
+            self.stop_reason = field(field(event, "delta"), "stop_reason") or self.stop_reason
+            self._merge_usage(field(event, "usage"))
+        elif kind == "message_stop":
+            self.finished = True
+        return _NO_TEXT
+
+    def _merge_usage(self, usage: Any) -> None:
+        """Fold streamed usage in; message_delta counts are cumulative, so the last wins."""
+        if usage is None:
+            return
+        prompt = [
+            field(usage, name)
+            for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        ]
+        if any(isinstance(value, int) for value in prompt):
+            self.usage["input"] = sum(value for value in prompt if isinstance(value, int))
+        output = field(usage, "output_tokens")
+        if isinstance(output, int):
+            self.usage["output"] = output
+
+    def response(self) -> LLMResponse:
+        if not self.finished:
             raise LLMConnectionError(
                 f"{self.provider}: the stream ended before message_stop",
                 provider=self.provider,
             )
         texts: list[str] = []
         tool_calls: list[dict[str, Any]] = []
-        for index in sorted(blocks):
-            block = blocks[index]
+        for index in sorted(self.blocks):
+            block = self.blocks[index]
             if block["type"] == "text":
                 texts.append("".join(block["parts"]))
             elif block["type"] == "tool_use":
@@ -505,49 +436,32 @@ class AnthropicClient:
                         "type": "function",
                         "function": {
                             "name": block.get("name"),
-                            "arguments": self._tool_arguments(block),
+                            "arguments": _tool_arguments(block),
                         },
                     }
                 )
-        message_out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
         if tool_calls:
-            message_out["tool_calls"] = tool_calls
-        yield LLMStreamEvent(
-            response=LLMResponse(
-                message=message_out,
-                usage=normalize_usage(
-                    {
-                        "input_tokens": usage.get("input", 0),
-                        "output_tokens": usage.get("output", 0),
-                    }
-                ),
-                finish_reason=_finish_reason(stop_reason, bool(tool_calls)),
-                model=model or self.model,
-            )
+            message["tool_calls"] = tool_calls
+        return LLMResponse(
+            message=message,
+            usage=normalize_usage(
+                {
+                    "input_tokens": self.usage.get("input", 0),
+                    "output_tokens": self.usage.get("output", 0),
+                }
+            ),
+            finish_reason=_finish_reason(self.stop_reason, bool(tool_calls)),
+            model=self.model or self.default_model,
         )
 
-    @staticmethod
-    def _merge_usage(total: dict[str, int], usage: Any) -> None:
-        """Fold streamed usage in; message_delta counts are cumulative, so the last wins."""
-        if usage is None:
-            return
-        prompt = [
-            field(usage, name)
-            for name in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-        ]
-        if any(isinstance(value, int) for value in prompt):
-            total["input"] = sum(value for value in prompt if isinstance(value, int))
-        output = field(usage, "output_tokens")
-        if isinstance(output, int):
-            total["output"] = output
 
-    @staticmethod
-    def _tool_arguments(block: Mapping[str, Any]) -> str:
-        """The streamed JSON input, re-encoded when valid, passed through when not."""
-        raw = "".join(block["parts"])
-        if not raw:
-            return json.dumps(block.get("input") or {}, ensure_ascii=False)
-        try:
-            return json.dumps(json.loads(raw), ensure_ascii=False)
-        except ValueError:
-            return raw
+def _tool_arguments(block: Mapping[str, Any]) -> str:
+    """The streamed JSON input, re-encoded when valid, passed through when not."""
+    raw = "".join(block["parts"])
+    if not raw:
+        return json.dumps(block.get("input") or {}, ensure_ascii=False)
+    try:
+        return json.dumps(json.loads(raw), ensure_ascii=False)
+    except ValueError:
+        return raw

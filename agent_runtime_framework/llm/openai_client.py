@@ -10,28 +10,19 @@ always has the three OpenAI counters, and ``finish_reason`` is one of ``stop``,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ._errors import translate_exception
-from ._wire import (
-    MISSING_SDK_HINT,
-    accepted_parameters,
-    arguments_string,
-    field,
-    stable_call_id,
-    text_of,
-)
+from ._wire import arguments_string, field, stable_call_id, text_of
 from .base import (
     LLMConnectionError,
     LLMResponse,
     LLMServerError,
-    LLMStreamEvent,
-    MissingLLMDependencyError,
     NoLLMConfiguredError,
     normalize_usage,
 )
 from .retry import RetryPolicy
+from .sdk_client import SNIPPET, Messages, SDKChatClient, Tools
 
 __all__ = ["OpenAIClient", "normalize_finish_reason"]
 
@@ -48,8 +39,6 @@ _FINISH_REASONS = {
     "content_filter": "content_filter",
 }
 
-_SNIPPET = 120
-
 
 def normalize_finish_reason(reason: Any, has_tool_calls: bool) -> str:
     """One of stop/tool_calls/length/content_filter, whatever the server called it.
@@ -60,16 +49,6 @@ def normalize_finish_reason(reason: Any, has_tool_calls: bool) -> str:
     if has_tool_calls and normalized == "stop":
         return "tool_calls"
     return normalized
-
-
-def _import_openai() -> Any:
-    try:
-        import openai
-    except ImportError as exc:  # pragma: no cover - exercised only without the SDK
-        raise MissingLLMDependencyError(
-            MISSING_SDK_HINT.format(provider="OpenAI", package="openai", extra="openai")
-        ) from exc
-    return openai
 
 
 def _clean_messages(messages: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -103,11 +82,13 @@ def _clean_messages(messages: Sequence[Mapping[str, Any]]) -> list[Any]:
     return cleaned
 
 
-class OpenAIClient:
+class OpenAIClient(SDKChatClient):
     """An ``LLMClient`` and ``StreamingLLMClient`` for OpenAI-style chat completions."""
 
     provider: str = "openai"
-    is_offline_standin: bool = False
+    sdk_package = "openai"
+    sdk_label = "OpenAI"
+    answer_kind = "a JSON chat completion"
 
     def __init__(
         self,
@@ -129,33 +110,27 @@ class OpenAIClient:
         keyword arguments override them. ``stream_usage=False`` drops
         ``stream_options`` for servers that refuse it.
         """
-        self.model = model
-        self.default_params: dict[str, Any] = dict(default_params or {})
-        self.retry = retry if retry is not None else RetryPolicy()
-        self.timeout = timeout
         self.stream_usage = stream_usage
-        if client is None:
-            openai = _import_openai()
-            try:
-                client = openai.AsyncOpenAI(
-                    api_key=api_key,
-                    base_url=base_url,
-                    organization=organization,
-                    timeout=timeout,
-                    max_retries=0,
-                    default_headers=default_headers,
-                )
-            except openai.OpenAIError as exc:
-                raise NoLLMConfiguredError(
-                    f"Cannot create the OpenAI client: {exc} "
-                    "(pass api_key=, or set OPENAI_API_KEY)",
-                    provider=self.provider,
-                ) from exc
-        elif getattr(client, "max_retries", 0):
-            client = client.with_options(max_retries=0)
-        self._client = client
-        self._create = client.chat.completions.create
-        self._accepted = accepted_parameters(self._create)
+        sdk_options = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "organization": organization,
+            "default_headers": default_headers,
+        }
+        super().__init__(model, client, timeout, default_params, retry, sdk_options)
+
+    def _new_sdk_client(self, options: dict[str, Any]) -> Any:
+        openai = self._import_sdk()
+        try:
+            return openai.AsyncOpenAI(**options)
+        except openai.OpenAIError as exc:
+            raise NoLLMConfiguredError(
+                f"Cannot create the OpenAI client: {exc} (pass api_key=, or set OPENAI_API_KEY)",
+                provider=self.provider,
+            ) from exc
+
+    def _create_method(self, client: Any) -> Callable[..., Awaitable[Any]]:
+        return client.chat.completions.create
 
     @classmethod
     def azure(
@@ -175,7 +150,7 @@ class OpenAIClient:
         Unset values fall back to the SDK's environment variables: ``AZURE_OPENAI_ENDPOINT``,
         ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION``.
         """
-        openai = _import_openai()
+        openai = cls._import_sdk()
         try:
             sdk = openai.AsyncAzureOpenAI(
                 azure_endpoint=azure_endpoint,
@@ -199,24 +174,15 @@ class OpenAIClient:
         instance.provider = "azure"
         return instance
 
-    @property
-    def sdk_client(self) -> Any:
-        """The underlying ``AsyncOpenAI`` (for features this wrapper does not cover)."""
-        return self._client
-
     def __repr__(self) -> str:
+        # The provider is part of it because the same class also serves Azure.
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r})"
 
     # -- requests -------------------------------------------------------------------------
 
-    def _request(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None,
-        kwargs: Mapping[str, Any],
-        stream: bool,
+    def _translate(
+        self, messages: Messages, tools: Tools, params: dict[str, Any]
     ) -> dict[str, Any]:
-        params = {**self.default_params, **kwargs} if kwargs else dict(self.default_params)
         request: dict[str, Any] = {
             "model": params.pop("model", self.model),
             "messages": _clean_messages(messages),
@@ -227,61 +193,21 @@ class OpenAIClient:
             # Both are refused by the API when no tools are sent.
             params.pop("tool_choice", None)
             params.pop("parallel_tool_calls", None)
-        # Streaming is decided by which method was called, never by a stray keyword.
-        params.pop("stream", None)
-        params.pop("stream_options", None)
-        if stream:
-            request["stream"] = True
-            if self.stream_usage:
-                request["stream_options"] = {"include_usage": True}
-        if params:
-            accepted = self._accepted
-            extra_body: dict[str, Any] = dict(params.pop("extra_body", None) or {})
-            for name, value in params.items():
-                if not accepted or name in accepted:
-                    request[name] = value
-                else:
-                    # Server-specific options (top_k, repetition_penalty...) go in the body.
-                    extra_body[name] = value
-            if extra_body:
-                request["extra_body"] = extra_body
         return request
 
-    def _error(self, exc: BaseException) -> BaseException:
-        return translate_exception(exc, self.provider) or exc
+    def _mark_streaming(self, request: dict[str, Any]) -> None:
+        request["stream"] = True
+        if self.stream_usage:
+            request["stream_options"] = {"include_usage": True}
 
-    # -- generate -------------------------------------------------------------------------
+    # -- answers --------------------------------------------------------------------------
 
-    async def generate(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> LLMResponse:
-        """One complete answer, retried per the policy."""
-        request = self._request(messages, tools, kwargs, stream=False)
-        return await self.retry.call(lambda: self._generate_once(request))
-
-    async def _generate_once(self, request: dict[str, Any]) -> LLMResponse:
-        try:
-            completion = await self._create(**request)
-        except Exception as exc:
-            raise self._error(exc) from exc
-        return self._parse_completion(completion)
-
-    def _parse_completion(self, completion: Any) -> LLMResponse:
-        if isinstance(completion, str | bytes):
-            snippet = completion[:_SNIPPET]
-            raise LLMServerError(
-                f"{self.provider}: expected a JSON chat completion but the server sent "
-                f"something else: {snippet!r}",
-                provider=self.provider,
-            )
-        choices = field(completion, "choices")
+    def _parse_answer(self, answer: Any) -> LLMResponse:
+        choices = field(answer, "choices")
         if not choices:
             raise LLMServerError(
                 f"{self.provider}: malformed chat completion (no choices): "
-                f"{str(completion)[:_SNIPPET]!r}",
+                f"{str(answer)[:SNIPPET]!r}",
                 provider=self.provider,
             )
         choice = choices[0]
@@ -292,12 +218,11 @@ class OpenAIClient:
                 provider=self.provider,
             )
         tool_calls = [
-            self._tool_call(call, index)
-            for index, call in enumerate(field(message, "tool_calls") or ())
+            _tool_call(call, index) for index, call in enumerate(field(message, "tool_calls") or ())
         ]
         legacy = field(message, "function_call")
         if legacy is not None and not tool_calls:
-            tool_calls.append(self._tool_call({"function": legacy}, 0))
+            tool_calls.append(_tool_call({"function": legacy}, 0))
         result: dict[str, Any] = {
             "role": "assistant",
             "content": text_of(field(message, "content")),
@@ -306,106 +231,72 @@ class OpenAIClient:
             result["tool_calls"] = tool_calls
         return LLMResponse(
             message=result,
-            usage=normalize_usage(field(completion, "usage")),
+            usage=normalize_usage(field(answer, "usage")),
             finish_reason=normalize_finish_reason(field(choice, "finish_reason"), bool(tool_calls)),
-            model=field(completion, "model") or self.model,
-            raw=completion,
+            model=field(answer, "model") or self.model,
+            raw=answer,
         )
 
-    @staticmethod
-    def _tool_call(call: Any, index: int) -> dict[str, Any]:
-        function = field(call, "function")
-        name = field(function, "name") or ""
-        arguments = arguments_string(field(function, "arguments"))
-        return {
-            "id": field(call, "id") or stable_call_id(name, arguments, index),
-            "type": "function",
-            "function": {"name": name, "arguments": arguments},
-        }
+    def _stream_accumulator(self) -> _ChunkAccumulator:
+        return _ChunkAccumulator(self.provider, self.model)
 
-    # -- stream ---------------------------------------------------------------------------
 
-    def stream(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[LLMStreamEvent]:
-        """Text deltas as they arrive, then one event with the complete response."""
-        request = self._request(messages, tools, kwargs, stream=True)
-        return self.retry.stream(lambda: self._stream_once(request))
+def _tool_call(call: Any, index: int) -> dict[str, Any]:
+    """One tool call of a complete answer, normalized (id present, arguments a string)."""
+    function = field(call, "function")
+    name = field(function, "name") or ""
+    arguments = arguments_string(field(function, "arguments"))
+    return {
+        "id": field(call, "id") or stable_call_id(name, arguments, index),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
-    async def _stream_once(self, request: dict[str, Any]) -> AsyncIterator[LLMStreamEvent]:
-        try:
-            chunks = await self._create(**request)
-        except Exception as exc:
-            raise self._error(exc) from exc
-        if isinstance(chunks, str | bytes):
+
+class _ChunkAccumulator:
+    """Folds ``chat.completion.chunk`` objects into text deltas and one final response."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.default_model = model
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage: Any = None
+        self.finish_reason: Any = None
+        self.model: Any = None
+
+    def feed(self, chunk: Any) -> Iterable[str]:
+        if isinstance(chunk, str | bytes):
             raise LLMServerError(
-                f"{self.provider}: expected a server-sent event stream but got "
-                f"{chunks[:_SNIPPET]!r}",
+                f"{self.provider}: malformed stream chunk {chunk[:SNIPPET]!r}",
                 provider=self.provider,
             )
-        text: list[str] = []
-        calls: dict[int, dict[str, Any]] = {}
-        usage: Any = None
-        finish_reason: Any = None
-        model: Any = None
-        try:
-            async for chunk in chunks:
-                if isinstance(chunk, str | bytes):
-                    raise LLMServerError(
-                        f"{self.provider}: malformed stream chunk {chunk[:_SNIPPET]!r}",
-                        provider=self.provider,
-                    )
-                model = model or field(chunk, "model")
-                chunk_usage = field(chunk, "usage")
-                if chunk_usage:
-                    usage = chunk_usage
-                for choice in field(chunk, "choices") or ():
-                    if field(choice, "index", 0):
-                        continue  # n > 1 is not part of the protocol; keep the first choice
-                    delta = field(choice, "delta")
-                    content = text_of(field(delta, "content"))
-                    if content:
-                        text.append(content)
-                        yield LLMStreamEvent(delta=content)
-                    for position, part in enumerate(field(delta, "tool_calls") or ()):
-                        self._merge_tool_call_chunk(calls, part, position)
-                    reason = field(choice, "finish_reason")
-                    if reason:
-                        finish_reason = reason
-        except Exception as exc:
-            raise self._error(exc) from exc
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                await close()
-        if finish_reason is None:
-            raise LLMConnectionError(
-                f"{self.provider}: the stream ended before the model finished its answer",
-                provider=self.provider,
-            )
-        tool_calls = [self._finish_tool_call(calls[index], index) for index in sorted(calls)]
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
-        if tool_calls:
-            message["tool_calls"] = tool_calls
-        yield LLMStreamEvent(
-            response=LLMResponse(
-                message=message,
-                usage=normalize_usage(usage),
-                finish_reason=normalize_finish_reason(finish_reason, bool(tool_calls)),
-                model=model or self.model,
-            )
-        )
+        self.model = self.model or field(chunk, "model")
+        chunk_usage = field(chunk, "usage")
+        if chunk_usage:
+            self.usage = chunk_usage
+        deltas: list[str] = []
+        for choice in field(chunk, "choices") or ():
+            if field(choice, "index", 0):
+                continue  # n > 1 is not part of the protocol; keep the first choice
+            delta = field(choice, "delta")
+            content = text_of(field(delta, "content"))
+            if content:
+                self.text.append(content)
+                deltas.append(content)
+            for position, part in enumerate(field(delta, "tool_calls") or ()):
+                self._merge_tool_call(part, position)
+            reason = field(choice, "finish_reason")
+            if reason:
+                self.finish_reason = reason
+        return deltas
 
-    @staticmethod
-    def _merge_tool_call_chunk(calls: dict[int, dict[str, Any]], part: Any, position: int) -> None:
+    def _merge_tool_call(self, part: Any, position: int) -> None:
         """Fold one streamed tool-call fragment into the call at its ``index``."""
         index = field(part, "index")
         if not isinstance(index, int):
             index = position
-        call = calls.setdefault(index, {"id": None, "name": "", "arguments": []})
+        call = self.calls.setdefault(index, {"id": None, "name": "", "arguments": []})
         if field(part, "id"):
             call["id"] = field(part, "id")
         function = field(part, "function")
@@ -418,12 +309,31 @@ class OpenAIClient:
         if arguments is not None:
             call["arguments"].append(arguments_string(arguments))
 
-    @staticmethod
-    def _finish_tool_call(call: dict[str, Any], index: int) -> dict[str, Any]:
-        arguments = "".join(call["arguments"]) or "{}"
-        name = call["name"]
-        return {
-            "id": call["id"] or stable_call_id(name, arguments, index),
-            "type": "function",
-            "function": {"name": name, "arguments": arguments},
-        }
+    def response(self) -> LLMResponse:
+        if self.finish_reason is None:
+            raise LLMConnectionError(
+                f"{self.provider}: the stream ended before the model finished its answer",
+                provider=self.provider,
+            )
+        calls = self.calls
+        tool_calls = [_finish_tool_call(calls[index], index) for index in sorted(calls)]
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        return LLMResponse(
+            message=message,
+            usage=normalize_usage(self.usage),
+            finish_reason=normalize_finish_reason(self.finish_reason, bool(tool_calls)),
+            model=self.model or self.default_model,
+        )
+
+
+def _finish_tool_call(call: dict[str, Any], index: int) -> dict[str, Any]:
+    """A streamed tool call, assembled from its fragments."""
+    arguments = "".join(call["arguments"]) or "{}"
+    name = call["name"]
+    return {
+        "id": call["id"] or stable_call_id(name, arguments, index),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }

@@ -98,7 +98,7 @@ def _save(page: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     try:
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=True, animations="disabled")
     except Exception as exc:  # a crashed page must not hide the test's own failure
         print(f"could not save screenshot {path}: {exc}")
         return path

@@ -216,3 +216,30 @@ def test_pages_answer(example_server: ExampleServer, path: str) -> None:
 
     with urllib.request.urlopen(example_server.url(path), timeout=10) as response:
         assert response.status == 200
+
+
+def test_claim_journey_files_the_claim_with_the_backend(
+    page: Any, example_server: ExampleServer, shot: Callable[[str], Path]
+) -> None:
+    open_chat(page, example_server)
+    choose(page, "claim")
+    incident = (dt.date.today() - dt.timedelta(days=3)).isoformat()
+    turns = [
+        ("I want to file a claim", "policy_number", "What is your policy number?"),
+        ("It's POL-123456", "incident_date", "On what date did it happen?"),
+        (incident, "incident_kind", "collision, theft, fire"),
+        ("theft", "description", "Sorry to hear about the theft"),
+        ("My bike was stolen from the garden shed", "amount", "how much"),
+        ("about 1200", "confirm", "Shall I file it now?"),
+    ]
+    for text, expected_step, expected_reply in turns:
+        reply = say(page, text)
+        assert expected_reply.lower() in reply.lower(), (text, reply)
+        assert step(page) == expected_step
+    shot("claim ready to file")
+
+    reply = say(page, "yes")
+    assert re.search(r"Your claim reference is CLM-", reply), reply
+    assert step(page) == "complete"
+    assert page.locator('[data-testid="complete-banner"]').is_visible()
+    shot("claim filed")

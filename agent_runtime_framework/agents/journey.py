@@ -222,6 +222,7 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         tools = self.create_tools(state, ctx)
         holder = _StateHolder(state, tools)
         pending: list[dict[str, Any]] = repaired + new_input
+        last_committed: ToolCallRecord | None = None
         committed = 0  # messages of the executor's run already committed
         new_turn = True
         usage_tokens = 0
@@ -229,7 +230,7 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         async def after_tool_call(
             record: ToolCallRecord, run_messages: list[dict[str, Any]]
         ) -> None:
-            nonlocal saved, committed, new_turn
+            nonlocal saved, committed, new_turn, last_committed
             current = holder.current()
             data = self.state_to_dict(current)
             if data == saved:
@@ -247,6 +248,7 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
                 ),
             )
             saved = data
+            last_committed = record
             pending.clear()
             committed = len(run_messages)
             new_turn = False
@@ -272,7 +274,12 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
             raise
         usage_tokens = outcome.usage.get("total_tokens", 0)
         final_state = holder.current()
-        data = self.state_to_dict(final_state)
+        calls = outcome.tool_calls
+        if saved is not None and (not calls or calls[-1] is last_committed):
+            # No tool ran after the last commit, so the state cannot have changed since.
+            data = saved
+        else:
+            data = self.state_to_dict(final_state)
         complete = self.is_terminal_state(final_state)
         tail = pending + outcome.messages[committed:]
         await memory.commit(

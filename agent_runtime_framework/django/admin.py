@@ -12,7 +12,8 @@
 Built for large tables: no N+1 queries (owners are joined, agents resolved from the
 in-process registry), no unfiltered COUNT(*) (``show_full_result_count = False`` and, on
 PostgreSQL, the planner's row estimate for the unfiltered list), and the funnel is one
-GROUP BY over the (agent_key, step) index.
+GROUP BY (step, status) over the agent's journeys (``bench/bench_admin_scale.py`` measures
+all of it at 100,000 journeys).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
@@ -42,9 +44,10 @@ from .models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
 
 __all__ = ["EstimatedCountPaginator", "JourneyAdmin", "funnel_rows"]
 
-#: Transcript and timeline rows shown on a journey page (the newest ones).
+#: Transcript, timeline and step history rows shown on a journey page (the newest ones).
 DETAIL_MESSAGES = 300
 DETAIL_EVENTS = 300
+DETAIL_STEPS = 300
 
 
 def _agent_for(key: str) -> Any | None:
@@ -82,8 +85,10 @@ def _registered_keys() -> list[str]:
     keys: list[str] = []
     for _, agent in iter_agents(registered_runtimes()):
         key = getattr(agent, "key", None)
-        if isinstance(key, str) and key not in keys and callable(
-            getattr(agent, "get_initial_state", None)
+        if (
+            isinstance(key, str)
+            and key not in keys
+            and callable(getattr(agent, "get_initial_state", None))
         ):
             keys.append(key)
     return keys
@@ -165,7 +170,10 @@ def _progress_html(agent_key: str, step: str) -> str:
     return format_html(
         '<div class="art-progress" title="{}"><span style="width:{}%"></span></div>'
         '<span class="art-progress-text">step {} of {}</span>',
-        step or "-", percent, k or "?", n,
+        step or "-",
+        percent,
+        k or "?",
+        n,
     )
 
 
@@ -206,6 +214,13 @@ def funnel_rows(agent: Any, counts: Sequence[Mapping[str, Any]]) -> dict[str, An
     return {"total": total, "rows": rows, "unknown": unknown}
 
 
+class JourneyChangeList(ChangeList):
+    """The journey list never shows the state JSON: don't read it for 50 rows a page."""
+
+    def get_queryset(self, request: HttpRequest, *args: Any, **kwargs: Any) -> QuerySet[Any]:
+        return super().get_queryset(request, *args, **kwargs).defer("state")
+
+
 @admin.register(Journey)
 class JourneyAdmin(admin.ModelAdmin):
     list_display = (
@@ -233,12 +248,25 @@ class JourneyAdmin(admin.ModelAdmin):
     change_form_template = "agent_runtime/admin/journey_detail.html"
     change_list_template = "agent_runtime/admin/journey_changelist.html"
     readonly_fields = (
-        "conversation", "agent_key", "owner", "session_key", "step", "status", "turns",
-        "total_tokens", "state_version", "created_at", "updated_at", "completed_at",
+        "conversation",
+        "agent_key",
+        "owner",
+        "session_key",
+        "step",
+        "status",
+        "turns",
+        "total_tokens",
+        "state_version",
+        "created_at",
+        "updated_at",
+        "completed_at",
     )
     fields = readonly_fields
 
     # -- list --------------------------------------------------------------------------------
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JourneyChangeList
+
     @admin.display(description="conversation", ordering="conversation_id")
     def conversation_link(self, obj: Journey) -> str:
         return str(obj.conversation_id)[:8] + "…"
@@ -314,14 +342,25 @@ class JourneyAdmin(admin.ModelAdmin):
             {**e, "payload_json": json.dumps(e["payload"], indent=1, ensure_ascii=False)}
             for e in reversed(latest)
         ]
-        history = list(
+        # The newest step changes, newest first and limited: the planner then walks the
+        # conversation's (conversation, id) index backwards, instead of intersecting it
+        # with the whole table's "journey.step_changed" entries of the type index (a cost
+        # that grows with the event table), and a journey that went back and forth for
+        # thousands of turns does not render thousands of rows.
+        latest_steps = list(
             JourneyEvent.objects.filter(
                 conversation_id=cid, agent_key=journey.agent_key, type="journey.step_changed"
             )
-            .order_by("id")
-            .values("payload", "created_at")
+            .order_by("-id")
+            .values("payload", "created_at")[: DETAIL_STEPS + 1]
         )
-        step_history = [{"step": "(start)", "at": journey.created_at, "from": None}]
+        steps_cut = len(latest_steps) > DETAIL_STEPS
+        history = reversed(latest_steps[:DETAIL_STEPS])
+        step_history: list[dict[str, Any]] = [
+            {"step": "…", "at": None, "from": None, "reason": "earlier step changes not shown"}
+            if steps_cut
+            else {"step": "(start)", "at": journey.created_at, "from": None}
+        ]
         for item in history:
             payload = item["payload"] if isinstance(item["payload"], dict) else {}
             step_history.append(
@@ -347,6 +386,7 @@ class JourneyAdmin(admin.ModelAdmin):
             "transcript_cut": total_messages > len(transcript),
             "events": events,
             "step_history": step_history,
+            "step_history_cut": steps_cut,
             "progress_html": _progress_html(journey.agent_key, journey.step),
             "agent_registered": agent is not None,
             "funnel_url": reverse(
@@ -414,16 +454,23 @@ class JourneyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export transcripts of selected journeys as JSON")
     def export_transcripts(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse:
-        journeys = list(
-            queryset.select_related("owner").order_by("id")
-        )
+        # defer(None): the list's queryset skips the state, the export needs it.
+        journeys = list(queryset.defer(None).select_related("owner").order_by("id"))
         ids = {j.conversation_id for j in journeys}
         by_conversation: dict[Any, list[dict[str, Any]]] = {cid: [] for cid in ids}
         rows = (
             JourneyMessage.objects.filter(conversation_id__in=ids)
             .order_by("conversation_id", "seq")
-            .values("conversation_id", "seq", "role", "content", "tool_calls", "tool_call_id",
-                    "name", "created_at")
+            .values(
+                "conversation_id",
+                "seq",
+                "role",
+                "content",
+                "tool_calls",
+                "tool_call_id",
+                "name",
+                "created_at",
+            )
         )
         for row in rows.iterator(chunk_size=2000):
             message = {
@@ -481,9 +528,10 @@ class JourneyAdmin(admin.ModelAdmin):
                 queryset = queryset.filter(created_at__gte=_start_of(since))
             if until:
                 queryset = queryset.filter(created_at__lt=_start_of(until + dt.timedelta(days=1)))
-            counts = list(
-                queryset.order_by().values("step", "status").annotate(n=Count("id"))
-            )
+            # COUNT(*), not COUNT(id): an index holding (agent_key, step, status), or
+            # (agent_key, created_at) with step and status, then answers the funnel from
+            # the index alone (an index-only scan), without reading the table.
+            counts = list(queryset.order_by().values("step", "status").annotate(n=Count("*")))
             funnel = funnel_rows(agent, counts)
         context = {
             **self.admin_site.each_context(request),

@@ -95,10 +95,19 @@ class Journey(models.Model):
             models.Index(
                 fields=["agent_key", "status", "-updated_at"], name="art_journey_agent_status"
             ),
-            models.Index(fields=["agent_key", "step"], name="art_journey_agent_step"),
+            # The funnel counts (agent, step, status) groups from the index alone.
+            models.Index(
+                fields=["agent_key", "step", "status"], name="art_journey_agent_step_status"
+            ),
+            # The funnel over a date range.
+            models.Index(
+                fields=["agent_key", "created_at", "step", "status"],
+                name="art_journey_agent_created",
+            ),
+            models.Index(fields=["status", "-updated_at"], name="art_journey_status_recent"),
             models.Index(fields=["owner", "-updated_at"], name="art_journey_owner_recent"),
-            models.Index(fields=["-updated_at"], name="art_journey_recent"),
-            models.Index(fields=["created_at"], name="art_journey_created"),
+            # The admin list's order, with its id tie-breaker.
+            models.Index(fields=["-updated_at", "-id"], name="art_journey_recent_id"),
         ]
 
     def __str__(self) -> str:

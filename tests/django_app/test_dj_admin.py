@@ -40,9 +40,14 @@ def _seed(count: int, *, owner: Any = None) -> list[Journey]:
             status = JourneyStatus.ABANDONED
         journeys.append(
             Journey(
-                conversation=conversation, agent_key="onboarding-agent", owner=owner,
+                conversation=conversation,
+                agent_key="onboarding-agent",
+                owner=owner,
                 state={"step": step, "name": f"user{i}", "email": "", "_version": 1},
-                step=step, status=status, turns=i % 4, total_tokens=15 * i,
+                step=step,
+                status=status,
+                turns=i % 4,
+                total_tokens=15 * i,
             )
         )
         call = {"id": "c1", "type": "function", "function": {"name": "start", "arguments": "{}"}}
@@ -66,8 +71,12 @@ def _seed(count: int, *, owner: Any = None) -> list[Journey]:
         ):
             events.append(
                 JourneyEvent(
-                    conversation=conversation, agent_key="onboarding-agent", run_id=run,
-                    seq=seq, type=kind, payload=payload,
+                    conversation=conversation,
+                    agent_key="onboarding-agent",
+                    run_id=run,
+                    seq=seq,
+                    type=kind,
+                    payload=payload,
                 )
             )
     Conversation.objects.bulk_update(conversations, ["next_seq"])
@@ -157,7 +166,10 @@ def test_funnel_counts_reached_and_stopped(
     assert response.status_code == 200
     rows = response.context["funnel"]["rows"]
     assert [(r["step"], r["reached"]) for r in rows] == [
-        ("welcome", 20), ("collect_name", 15), ("collect_email", 10), ("complete", 5),
+        ("welcome", 20),
+        ("collect_name", 15),
+        ("collect_email", 10),
+        ("complete", 5),
     ]
     assert rows[1]["dropped"] == 3 and rows[1]["active"] == 2
     assert rows[3]["complete"] == 5
@@ -234,3 +246,43 @@ def test_unregistered_agent_still_renders(admin_client: Any) -> None:
     response = admin_client.get(reverse("admin:agent_runtime_journey_change", args=[journey.pk]))
     assert response.status_code == 200
     assert "is not registered in this process" in response.content.decode()
+
+
+def test_journey_page_caps_a_long_step_history_and_hides_internal_records(
+    admin_client: Any, registered_onboarding: Any
+) -> None:
+    from agent_runtime_framework.django.admin import DETAIL_STEPS
+
+    journey = _seed(3)[2]
+    run_id = uuid.uuid4()
+    JourneyEvent.objects.bulk_create(
+        [
+            JourneyEvent(
+                conversation_id=journey.conversation_id,
+                agent_key=journey.agent_key,
+                run_id=run_id,
+                seq=i,
+                type="journey.step_changed",
+                payload={"from": STEPS[i % 2 + 1], "to": STEPS[(i + 1) % 2 + 1]},
+            )
+            for i in range(DETAIL_STEPS + 5)
+        ]
+        + [
+            JourneyEvent(
+                conversation_id=journey.conversation_id,
+                agent_key=journey.agent_key,
+                run_id=run_id,
+                seq=DETAIL_STEPS + 10,
+                type="http.idempotent_response",
+                payload={"key": "k1"},
+            )
+        ]
+    )
+    url = reverse("admin:agent_runtime_journey_change", args=[journey.pk])
+    response = admin_client.get(url)
+    history = response.context["step_history"]
+    assert len(history) == DETAIL_STEPS + 1
+    assert history[0]["reason"] == "earlier step changes not shown"
+    assert response.context["step_history_cut"] is True
+    assert all(not e["type"].startswith("http.") for e in response.context["events"])
+    assert "_version" not in [f["name"] for f in response.context["state_fields"]]

@@ -33,11 +33,8 @@ class AgentContext:
     @classmethod
     def for_message(cls, conversation_id: Any, text: str, **metadata: Any) -> AgentContext:
         """A context for one user message."""
-        return cls(
-            conversation_id=conversation_id,
-            input_messages=[{"role": "user", "content": text}],
-            metadata=dict(metadata),
-        )
+        # Positional (run_id, conversation_id, input_messages, metadata): one per turn.
+        return cls(None, conversation_id, [{"role": "user", "content": text}], metadata)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ reply. A failure later in the turn therefore loses nothing already committed.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from ..executor.hooks import CompositeHooks, ExecutorHooks
@@ -37,8 +37,9 @@ class JourneyToolExecutor(ToolExecutor):
         self.agent = agent
         self.tools = tools
 
-    async def execute(self, name: str, arguments: dict[str, Any]) -> Any:
-        return await self.agent.execute_tool(self.tools, name, arguments)
+    def execute(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+        # Hands back ``execute_tool``'s coroutine for the loop to await: one layer fewer.
+        return self.agent.execute_tool(self.tools, name, arguments)
 
 
 def new_input_messages(input_messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -48,10 +49,15 @@ def new_input_messages(input_messages: Sequence[dict[str, Any]]) -> list[dict[st
     the stored history is the source of truth, so only what follows the last
     assistant/tool message is new.
     """
-    start = len(input_messages)
-    while start > 0 and input_messages[start - 1].get("role") in ("user", "system"):
-        start -= 1
-    return [dict(m) for m in input_messages[start:] if m.get("role") == "user"]
+    new: list[dict[str, Any]] = []
+    for message in reversed(input_messages):
+        role = message.get("role")
+        if role == "user":
+            new.append(dict(message))
+        elif role != "system":
+            break
+    new.reverse()
+    return new
 
 
 class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
@@ -152,16 +158,19 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
 
     def state_from_dict(self, data: dict[str, Any]) -> StateT:
         """Load a stored state dict (runs ``migrate`` for older versions)."""
-        return cast(StateT, StateSerializer.load(self.state_class, data))
+        state_cls = self._state_cls if self._state_cls is not None else self.state_class
+        state: StateT = StateSerializer.load(state_cls, data)
+        return state
 
     def state_to_dict(self, state: StateT) -> dict[str, Any]:
         return StateSerializer.dump(state)
 
     def step_view(self, state: StateT) -> StepView:
+        # Positional: this runs before every LLM call of a turn.
         return StepView(
-            system_prompt=self.get_system_prompt(state),
-            tools=self.get_tool_schemas(state),
-            step=getattr(state, "step", None),
+            self.get_system_prompt(state),
+            self.get_tool_schemas(state),
+            getattr(state, "step", None),
         )
 
     def get_llm_client(self, ctx: AgentContext | None = None) -> Any:
@@ -187,128 +196,124 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         conversation_id = (
             ctx.conversation_id if ctx.conversation_id is not None else ctx.ensure_run_id()
         )
-        owner = ctx.metadata.get("owner")
-        async with self.memory.claim(conversation_id, self.key, owner=owner):
-            return await self._run_claimed(ctx, conversation_id, hooks)
-
-    async def _run_claimed(
-        self, ctx: AgentContext, conversation_id: Any, extra_hooks: ExecutorHooks | None
-    ) -> AgentResult:
-        memory = self.memory
         key = self.key
-        limit = self.config.max_history_messages
-        loaded = await memory.load_context(conversation_id, key, max_messages=limit)
-        state = await self.load_state(ctx) if self._custom_load else None
-        saved: dict[str, Any] | None
-        if state is not None:
-            saved = self.state_to_dict(state)
-        elif loaded.state is not None:
-            state = self.state_from_dict(loaded.state)
-            saved = loaded.state
-        else:
-            # A new journey: nothing saved yet, so the turn's first commit writes it.
-            state = self.get_initial_state()
-            saved = None
+        # The whole turn runs inside the claim (inline: a coroutine layer fewer per turn).
+        async with self.memory.claim(conversation_id, key, owner=ctx.metadata.get("owner")):
+            memory = self.memory
+            limit = self.config.max_history_messages
+            loaded = await memory.load_context(conversation_id, key, max_messages=limit)
+            state = await self.load_state(ctx) if self._custom_load else None
+            saved: dict[str, Any] | None
+            if state is not None:
+                saved = self.state_to_dict(state)
+            elif loaded.state is not None:
+                state = self.state_from_dict(loaded.state)
+                saved = loaded.state
+            else:
+                # A new journey: nothing saved yet, so the turn's first commit writes it.
+                state = self.get_initial_state()
+                saved = None
 
-        new_input = new_input_messages(ctx.input_messages)
-        history = (
-            loaded.messages
-            if limit is None
-            else build_memory_context(loaded.messages, max_messages=limit)
-        )
-        repaired = close_open_tool_calls(history)
-        history.extend(new_input)
+            new_input = new_input_messages(ctx.input_messages)
+            history = (
+                loaded.messages
+                if limit is None
+                else build_memory_context(loaded.messages, max_messages=limit)
+            )
+            repaired = close_open_tool_calls(history)
+            history.extend(new_input)
 
-        tools = self.create_tools(state, ctx)
-        holder = _StateHolder(state, tools)
-        pending: list[dict[str, Any]] = repaired + new_input
-        last_committed: ToolCallRecord | None = None
-        committed = 0  # messages of the executor's run already committed
-        new_turn = True
-        usage_tokens = 0
+            tools = self.create_tools(state, ctx)
+            holder = _StateHolder(self, state, tools)
+            pending: list[dict[str, Any]] = repaired + new_input
+            last_committed: ToolCallRecord | None = None
+            last_complete = False  # is_terminal_state at the last commit
+            committed = 0  # messages of the executor's run already committed
+            new_turn = True
 
-        async def after_tool_call(
-            record: ToolCallRecord, run_messages: list[dict[str, Any]]
-        ) -> None:
-            nonlocal saved, committed, new_turn, last_committed
-            current = holder.current()
-            data = self.state_to_dict(current)
-            if data == saved:
-                return
-            messages = pending + run_messages[committed:]
+            async def after_tool_call(
+                record: ToolCallRecord, run_messages: list[dict[str, Any]]
+            ) -> None:
+                nonlocal saved, committed, new_turn, last_committed, last_complete
+                current = holder.current()
+                data = self.state_to_dict(current)
+                if data == saved:
+                    return
+                complete = self.is_terminal_state(current)
+                await memory.commit(
+                    conversation_id,
+                    key,
+                    state=data,
+                    messages=pending + run_messages[committed:],
+                    info=CommitInfo(getattr(current, "step", None), complete, 0, new_turn),
+                )
+                saved = data
+                last_committed = record
+                last_complete = complete
+                pending.clear()
+                committed = len(run_messages)
+                new_turn = False
+                if self._custom_save:
+                    await self.save_state(ctx, current)
+
+            run_hooks = self.hooks if hooks is None else CompositeHooks(self.hooks, hooks)
+            executor = self._executor
+            if executor is None or executor.llm_client is not self.llm_client:
+                executor = self._get_executor()  # first turn, or the client was replaced
+            try:
+                outcome = await executor.run_in_place(
+                    history,
+                    step_view=holder.step_view,
+                    tool_executor=holder,
+                    after_tool_call=after_tool_call,
+                    cancelled=ctx.cancelled,
+                    hooks=run_hooks,
+                )
+            except BaseException:
+                # The model or a tool failed: keep what the user said (nothing is lost);
+                # state and messages of completed tool calls are committed already.
+                if pending:
+                    await memory.commit(conversation_id, key, messages=pending)
+                raise
+            final_state = holder.current()
+            calls = outcome.tool_calls
+            if saved is not None and (not calls or calls[-1] is last_committed):
+                # No tool ran after the last commit, so the state cannot have changed since.
+                changed = False
+                complete = last_complete if calls else self.is_terminal_state(final_state)
+            else:
+                data = self.state_to_dict(final_state)
+                changed = data != saved
+                complete = self.is_terminal_state(final_state)
+            step = getattr(final_state, "step", None)
             await memory.commit(
                 conversation_id,
                 key,
-                state=data,
-                messages=messages,
+                state=data if changed else None,
+                messages=pending + outcome.messages[committed:],
                 info=CommitInfo(
-                    step=getattr(current, "step", None),
-                    complete=self.is_terminal_state(current),
+                    step,
+                    complete,
+                    outcome.usage.get("total_tokens", 0),
                     new_turn=new_turn,
+                    final=True,
                 ),
             )
-            saved = data
-            last_committed = record
-            pending.clear()
-            committed = len(run_messages)
-            new_turn = False
-            if self._custom_save:
-                await self.save_state(ctx, current)
-
-        run_hooks = self.hooks if extra_hooks is None else CompositeHooks(self.hooks, extra_hooks)
-        executor = self._get_executor()
-        try:
-            outcome = await executor.run(
-                history,
-                step_view=lambda: self.step_view(holder.current()),
-                tool_executor=JourneyToolExecutor(self, tools),
-                after_tool_call=after_tool_call,
-                cancelled=ctx.cancelled,
-                hooks=run_hooks,
+            if changed and self._custom_save:
+                await self.save_state(ctx, final_state)
+            # Positional (in field order): a dozen keyword arguments cost as much again.
+            return AgentResult(
+                outcome.content,  # response
+                final_state,  # state
+                new_input + outcome.messages,  # messages
+                outcome.usage,  # usage
+                outcome.tool_calls,  # tool_calls
+                outcome.iterations,  # iterations
+                outcome.stopped_reason,  # stopped_reason
+                step,  # step
+                complete,  # complete
+                getattr(tools, "handoff_requested", None),  # handoff
             )
-        except BaseException:
-            # The model or a tool failed: keep what the user said (nothing is lost);
-            # state and messages of completed tool calls are committed already.
-            if pending:
-                await memory.commit(conversation_id, key, messages=pending)
-            raise
-        usage_tokens = outcome.usage.get("total_tokens", 0)
-        final_state = holder.current()
-        calls = outcome.tool_calls
-        if saved is not None and (not calls or calls[-1] is last_committed):
-            # No tool ran after the last commit, so the state cannot have changed since.
-            data = saved
-        else:
-            data = self.state_to_dict(final_state)
-        complete = self.is_terminal_state(final_state)
-        tail = pending + outcome.messages[committed:]
-        await memory.commit(
-            conversation_id,
-            key,
-            state=data if data != saved else None,
-            messages=tail,
-            info=CommitInfo(
-                step=getattr(final_state, "step", None),
-                complete=complete,
-                tokens=usage_tokens,
-                new_turn=new_turn,
-                final=True,
-            ),
-        )
-        if data != saved and self._custom_save:
-            await self.save_state(ctx, final_state)
-        return AgentResult(
-            response=outcome.content,
-            state=final_state,
-            messages=new_input + outcome.messages,
-            usage=outcome.usage,
-            tool_calls=outcome.tool_calls,
-            iterations=outcome.iterations,
-            stopped_reason=outcome.stopped_reason,
-            step=getattr(final_state, "step", None),
-            complete=complete,
-            handoff=getattr(tools, "handoff_requested", None),
-        )
 
     def _get_executor(self) -> LLMExecutor:
         if self._executor is None or self._executor.llm_client is not self.llm_client:
@@ -317,16 +322,28 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
         return self._executor
 
 
-class _StateHolder:
-    """The live state: tools may replace ``tools.state`` rather than mutate it."""
+class _StateHolder(JourneyToolExecutor):
+    """A turn's tool executor that also tracks the live state.
 
-    __slots__ = ("state", "tools")
+    Tools may replace ``tools.state`` rather than mutate it, so the state is read from
+    the tools each time.
+    """
 
-    def __init__(self, state: Any, tools: Any) -> None:
-        self.state = state
+    __slots__ = ("journey_tools", "state")
+
+    def __init__(self, agent: JourneyAgent[Any, Any, Any], state: Any, tools: Any) -> None:
+        self.agent = agent
         self.tools = tools
+        self.state = state
+        self.journey_tools = isinstance(tools, BaseJourneyTools)
 
     def current(self) -> Any:
-        if isinstance(self.tools, BaseJourneyTools):
+        if self.journey_tools:
             return self.tools.state
         return getattr(self.tools, "state", self.state)
+
+    def step_view(self) -> StepView:
+        """The agent's step view of the live state (the executor asks before each call)."""
+        tools = self.tools
+        state = tools.state if self.journey_tools else getattr(tools, "state", self.state)
+        return self.agent.step_view(state)

@@ -120,10 +120,6 @@ class ExecutorResult:
 AfterToolCall = Callable[[ToolCallRecord, list[dict[str, Any]]], Awaitable[None]]
 
 
-class _Failure(Exception):
-    """Internal: a call was rejected with this message."""
-
-
 class LLMExecutor:
     """Runs the model/tool loop; see the module docstring for its guarantees."""
 
@@ -159,31 +155,57 @@ class LLMExecutor:
         executed call with the messages so far (agents persist there). ``cancelled`` is
         polled before each LLM call. ``hooks`` replaces the executor's hooks for this run.
         """
-        if hooks is not None:
-            active = overridden_hooks(hooks)
-        else:
-            hooks, active = self.hooks, self._active
-        executor = tool_executor or self.tool_executor
-        config = self.config
         if step_view is None:
             fixed = StepView(system_prompt=system_prompt, tools=list(tools or ()))
 
             def step_view() -> StepView:
                 return fixed
 
+        return await self.run_in_place(
+            list(messages),  # type: ignore[arg-type]
+            step_view=step_view,
+            tool_executor=tool_executor,
+            after_tool_call=after_tool_call,
+            cancelled=cancelled,
+            hooks=hooks,
+        )
+
+    async def run_in_place(
+        self,
+        convo: list[dict[str, Any]],
+        *,
+        step_view: Callable[[], StepView],
+        tool_executor: ToolExecutor | None = None,
+        after_tool_call: AfterToolCall | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        hooks: ExecutorHooks | None = None,
+    ) -> ExecutorResult:
+        """``run`` on a history list the caller hands over instead of a copy of it.
+
+        The loop works in ``convo`` itself: the system prompt goes in at index 0 and the
+        run's messages are appended. For callers that own a fresh history list (as
+        ``JourneyAgent`` does), this saves copying the whole history on every turn.
+        """
+        if hooks is not None:
+            active = overridden_hooks(hooks)
+        else:
+            hooks, active = self.hooks, self._active
+        executor = tool_executor or self.tool_executor
+        config = self.config
         view = step_view()
         prompt = view.system_prompt
         owns_system = bool(prompt)
-        convo: list[dict[str, Any]] = [{"role": "system", "content": prompt}] if prompt else []
-        convo.extend(messages)  # type: ignore[arg-type]
+        if prompt:
+            convo.insert(0, {"role": "system", "content": prompt})
         first_new = len(convo)
         records: list[ToolCallRecord] = []
-        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        prompt_tokens = completion_tokens = total_tokens = 0
         failures = 0
         iteration = 0
         content = ""
         stopped = STOP_MAX_ITERATIONS
         stream = config.stream and hasattr(self.llm_client, "stream")
+        llm_kwargs = config.llm_kwargs
 
         try:
             while iteration < config.max_iterations:
@@ -193,21 +215,26 @@ class LLMExecutor:
                 iteration += 1
                 if "on_iteration_start" in active:
                     await hooks.on_iteration_start(iteration)  # type: ignore[union-attr]
-                tool_specs = [t.to_openai_format() for t in view.tools]
+                # A loop rather than a comprehension: no extra frame on every LLM call.
+                tool_specs: list[dict[str, Any]] = []
+                for tool in view.tools:
+                    tool_specs.append(tool.to_openai_format())
                 if "on_llm_start" in active:
                     await hooks.on_llm_start(convo, tool_specs)  # type: ignore[union-attr]
                 if stream:
                     response = await self._stream_llm(convo, tool_specs, hooks, active)
-                else:
+                elif llm_kwargs:
                     response = await self.llm_client.generate(
-                        convo, tools=tool_specs or None, **config.llm_kwargs
+                        convo, tools=tool_specs or None, **llm_kwargs
                     )
+                else:  # the same call without unpacking an empty dict each time
+                    response = await self.llm_client.generate(convo, tools=tool_specs or None)
                 message, calls = _normalize_message(response, iteration)
                 call_usage = normalize_usage(getattr(response, "usage", None))
                 if call_usage:
-                    usage["prompt_tokens"] += call_usage["prompt_tokens"]
-                    usage["completion_tokens"] += call_usage["completion_tokens"]
-                    usage["total_tokens"] += call_usage["total_tokens"]
+                    prompt_tokens += call_usage["prompt_tokens"]
+                    completion_tokens += call_usage["completion_tokens"]
+                    total_tokens += call_usage["total_tokens"]
                 if "on_llm_end" in active:
                     await hooks.on_llm_end(message, call_usage)  # type: ignore[union-attr]
 
@@ -269,14 +296,15 @@ class LLMExecutor:
                 await hooks.on_error(exc)  # type: ignore[union-attr]
             raise
 
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": total_tokens,
+        }
+        # Positional, in field order (content, messages, tool_calls, iterations, usage,
+        # stopped_reason, final_step): this runs once per turn.
         result = ExecutorResult(
-            content=content,
-            messages=convo[first_new:],
-            tool_calls=records,
-            iterations=iteration,
-            usage=usage,
-            stopped_reason=stopped,
-            final_step=view.step,
+            content, convo[first_new:], records, iteration, usage, stopped, view.step
         )
         if "on_complete" in active:
             await hooks.on_complete(result)  # type: ignore[union-attr]
@@ -311,24 +339,25 @@ class LLMExecutor:
         function = call.get("function") or {}
         name = function.get("name") or ""
         raw_args = function.get("arguments")
-        record = ToolCallRecord(
-            id=call["id"],
-            name=name,
-            arguments=raw_args,
-            status="rejected",
-            result="",
-            step_before=view.step,
-        )
-        try:
-            schema = _find(view.tools, name)
-            arguments = self._validate(schema, name, raw_args, view, executor)
-        except _Failure as failure:
-            record.result = str(failure)
+        step = view.step
+        schema: ToolSchema | None = None
+        for tool in view.tools:
+            if tool.name == name:
+                schema = tool
+                break
+        arguments: dict[str, Any] | None = None
+        problem: ArgumentError | None = None
+        if schema is not None and executor is not None and executor.has_tool(name):
+            try:
+                arguments = schema.validate_arguments(raw_args)
+            except ArgumentError as exc:
+                problem = exc
+        if arguments is None:
+            reason = _rejection(schema, name, view, executor, problem)
             if "on_tool_rejected" in active:
-                await hooks.on_tool_rejected(name, raw_args, record.result)  # type: ignore[union-attr]
-            return record
+                await hooks.on_tool_rejected(name, raw_args, reason)  # type: ignore[union-attr]
+            return ToolCallRecord(call["id"], name, raw_args, "rejected", reason, step)
 
-        record.arguments = arguments
         if "on_tool_start" in active:
             await hooks.on_tool_start(name, arguments)  # type: ignore[union-attr]
         try:
@@ -339,60 +368,42 @@ class LLMExecutor:
             if is_debug() or not should_swallow_exceptions():
                 raise
             logger.warning("tool %s raised %s: %s", name, type(exc).__name__, exc)
-            record.status = "error"
-            record.result = f"Error executing {name}: {exc}"
-            return record
-        record.status = "ok"
-        record.raw_result = raw
-        record.result = stringify_result(raw)
+            error = f"Error executing {name}: {exc}"
+            return ToolCallRecord(call["id"], name, arguments, "error", error, step)
+        result = raw if type(raw) is str else stringify_result(raw)
         if "on_tool_end" in active:
-            await hooks.on_tool_end(name, record.result)  # type: ignore[union-attr]
-        return record
+            await hooks.on_tool_end(name, result)  # type: ignore[union-attr]
+        return ToolCallRecord(call["id"], name, arguments, "ok", result, step, raw_result=raw)
 
-    @staticmethod
-    def _validate(
-        schema: ToolSchema | None,
-        name: str,
-        raw_args: Any,
-        view: StepView,
-        executor: ToolExecutor | None,
-    ) -> dict[str, Any]:
-        if schema is not None and executor is not None and executor.has_tool(name):
-            try:
-                return schema.validate_arguments(raw_args)
-            except ArgumentError as exc:
-                problem: ArgumentError | None = exc
-        else:
-            problem = None
-        available = ", ".join(t.name for t in view.tools) or "none"
-        step = view.step
-        step_text = f" at step '{getattr(step, 'value', step)}'" if step is not None else ""
-        if schema is None:
-            if not name:
-                raise _Failure(
-                    f"Error: the tool call has no tool name. Tools available now: {available}."
-                )
-            raise _Failure(
-                f"Error: tool '{name}' is not available{step_text}. "
-                f"Tools available now: {available}. Call one of those, or answer in text."
-            )
-        if executor is None or not executor.has_tool(name):
-            raise _Failure(
-                f"Error: tool '{name}' is offered but has no implementation. "
-                f"Tools available now: {available}."
-            )
-        expected = json.dumps(schema.parameters_schema().get("properties", {}))
-        raise _Failure(
-            f"Error: invalid arguments for tool '{name}': {problem}. "
-            f"Expected parameters: {expected}. Tools available now: {available}."
+
+def _rejection(
+    schema: ToolSchema | None,
+    name: str,
+    view: StepView,
+    executor: ToolExecutor | None,
+    problem: ArgumentError | None,
+) -> str:
+    """What the model reads when its call does not run: which tool, what is wrong."""
+    available = ", ".join(t.name for t in view.tools) or "none"
+    step = view.step
+    step_text = f" at step '{getattr(step, 'value', step)}'" if step is not None else ""
+    if schema is None:
+        if not name:
+            return f"Error: the tool call has no tool name. Tools available now: {available}."
+        return (
+            f"Error: tool '{name}' is not available{step_text}. "
+            f"Tools available now: {available}. Call one of those, or answer in text."
         )
-
-
-def _find(tools: Sequence[ToolSchema], name: str) -> ToolSchema | None:
-    for t in tools:
-        if t.name == name:
-            return t
-    return None
+    if executor is None or not executor.has_tool(name):
+        return (
+            f"Error: tool '{name}' is offered but has no implementation. "
+            f"Tools available now: {available}."
+        )
+    expected = json.dumps(schema.parameters_schema().get("properties", {}))
+    return (
+        f"Error: invalid arguments for tool '{name}': {problem}. "
+        f"Expected parameters: {expected}. Tools available now: {available}."
+    )
 
 
 def _normalize_message(

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..state.serializer import StateSerializer
-from .stores import ConversationLocks, ConversationStore, StateStore
+from .stores import (
+    ConversationClaim,
+    ConversationLocks,
+    ConversationStore,
+    InMemoryStore,
+    StateStore,
+)
 
 __all__ = [
     "CommitInfo",
@@ -124,8 +130,20 @@ class MemoryManager:
     async def load_context(
         self, conversation_id: Any, agent_key: str, *, max_messages: int | None = None
     ) -> MemoryContext:
-        state = await self.state_store.load(conversation_id, agent_key)
-        messages = await self.conversation_store.get_messages(conversation_id, max_messages)
+        states = self.state_store
+        conversations = self.conversation_store
+        store = states.store
+        if (
+            type(store) is InMemoryStore
+            and type(states) is StateStore
+            and type(conversations) is ConversationStore
+        ):
+            # Exactly the in-process defaults (dicts): read without an await per store.
+            state = store.get_now(states.key(conversation_id, agent_key))
+            messages = conversations.get_messages_now(conversation_id, max_messages)
+        else:
+            state = await states.load(conversation_id, agent_key)
+            messages = await conversations.get_messages(conversation_id, max_messages)
         return MemoryContext(conversation_id, agent_key, state, messages)
 
     async def load_state(self, conversation_id: Any, agent_key: str) -> dict[str, Any] | None:
@@ -154,16 +172,29 @@ class MemoryManager:
         info: CommitInfo | None = None,
     ) -> None:
         """Write a state and the messages that explain it together."""
+        states = self.state_store
+        conversations = self.conversation_store
+        store = states.store
+        if (
+            type(store) is InMemoryStore
+            and type(states) is StateStore
+            and type(conversations) is ConversationStore
+        ):
+            # Exactly the in-process defaults (dicts): write without an await per store.
+            conversations.append_messages_now(conversation_id, messages)
+            if state is not None:
+                store.set_now(states.key(conversation_id, agent_key), state)
+            return
         if messages:
-            await self.conversation_store.append_messages(conversation_id, messages)
+            await conversations.append_messages(conversation_id, messages)
         if state is not None:
-            await self.state_store.save(conversation_id, agent_key, state)
+            await states.save(conversation_id, agent_key, state)
 
     def claim(
         self, conversation_id: Any, agent_key: str, *, owner: Any = None
     ) -> AbstractAsyncContextManager[Any]:
         """Hold the conversation for one turn; raises ``JourneyBusy`` after ``busy_wait``."""
-        return self._locks.claim(conversation_id, self.busy_wait)
+        return ConversationClaim(self._locks, conversation_id, self.busy_wait)
 
 
 def _as_state_dict(state: Any) -> dict[str, Any]:

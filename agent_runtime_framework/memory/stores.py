@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
@@ -60,6 +61,14 @@ class InMemoryStore(MemoryStore[T]):
     async def set(self, key: str, value: T) -> None:
         self._data[key] = value
 
+    # Synchronous access: ``StateStore`` and ``MemoryManager`` use these when the store
+    # is exactly this class, saving an await per state read or write.
+    def get_now(self, key: str) -> T | None:
+        return self._data.get(key)
+
+    def set_now(self, key: str, value: T) -> None:
+        self._data[key] = value
+
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
@@ -81,10 +90,17 @@ class StateStore:
         return f"state:{agent_key}:{conversation_id}"
 
     async def load(self, conversation_id: Any, agent_key: str) -> dict[str, Any] | None:
-        return await self.store.get(self.key(conversation_id, agent_key))
+        store = self.store
+        if type(store) is InMemoryStore:  # exactly the default: no await needed
+            return store.get_now(self.key(conversation_id, agent_key))
+        return await store.get(self.key(conversation_id, agent_key))
 
     async def save(self, conversation_id: Any, agent_key: str, state: dict[str, Any]) -> None:
-        await self.store.set(self.key(conversation_id, agent_key), state)
+        store = self.store
+        if type(store) is InMemoryStore:
+            store.set_now(self.key(conversation_id, agent_key), state)
+        else:
+            await store.set(self.key(conversation_id, agent_key), state)
 
     async def delete(self, conversation_id: Any, agent_key: str) -> None:
         await self.store.delete(self.key(conversation_id, agent_key))
@@ -100,15 +116,25 @@ class ConversationStore:
         self, conversation_id: Any, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """The history in order (the last ``limit`` messages when given)."""
-        stored = self._messages.get(str(conversation_id))
-        if not stored:
-            return []
-        return stored[-limit:] if limit else list(stored)
+        return self.get_messages_now(conversation_id, limit)
 
     async def append_messages(
         self, conversation_id: Any, messages: Sequence[dict[str, Any]]
     ) -> None:
         """Add messages at the end; O(len(messages))."""
+        self.append_messages_now(conversation_id, messages)
+
+    # Synchronous forms of the two above: this store is a dict in this process, and
+    # ``MemoryManager`` calls these directly (no await) when it uses this exact class.
+    def get_messages_now(
+        self, conversation_id: Any, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        stored = self._messages.get(str(conversation_id))
+        if not stored:
+            return []
+        return stored[-limit:] if limit else list(stored)
+
+    def append_messages_now(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
         if messages:
             self._messages.setdefault(str(conversation_id), []).extend(messages)
 
@@ -134,59 +160,81 @@ class ConversationStore:
 
 
 class ConversationLocks:
-    """Per-conversation turn claims for one process (asyncio locks with a wait bound).
+    """Per-conversation turn claims for one process (FIFO waiters with a wait bound).
 
     Claims are re-entrant within one asyncio task, so a router can hold the conversation
-    while the journey it delegates to claims it again.
+    while the journey it delegates to claims it again. An uncontended claim costs a dict
+    entry and no lock object: waiters (futures) exist only while another turn waits.
     """
 
     def __init__(self) -> None:
-        self._held: dict[str, _Held] = {}
+        #: The held conversations, by ``str(conversation_id)``.
+        self.held: dict[str, _Held] = {}
 
-    def claim(self, conversation_id: Any, wait: float) -> _Claim:
-        return _Claim(self._held, conversation_id, wait)
+    def claim(self, conversation_id: Any, wait: float) -> ConversationClaim:
+        return ConversationClaim(self, conversation_id, wait)
 
 
 class _Held:
-    __slots__ = ("depth", "lock", "owner")
+    """A held conversation: the owning task, its re-entry depth and the queued waiters.
 
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.owner: asyncio.Task[Any] | None = None
-        self.depth = 0
+    No ``__init__``: the claim that takes the conversation sets the fields (a Python
+    call fewer on every turn).
+    """
+
+    __slots__ = ("depth", "owner", "waiters")
+
+    owner: asyncio.Task[Any] | None
+    depth: int
+    #: Made on first contention.
+    waiters: deque[tuple[asyncio.Task[Any] | None, asyncio.Future[None]]] | None
 
 
-class _Claim:
-    """Async context manager holding one conversation (a class: it is on the hot path)."""
+class ConversationClaim:
+    """Async context manager holding one conversation of ``locks`` (a class: it is on the
+    hot path; ``MemoryManager`` makes it directly rather than through ``locks.claim``).
+
+    ``locks.held`` has an entry exactly while some task holds the conversation.
+    Releasing hands the claim straight to the first waiter still waiting (FIFO, nobody
+    can barge in between), or removes the entry when nobody waits.
+    """
 
     __slots__ = ("conversation_id", "held", "key", "table", "wait")
 
-    def __init__(self, table: dict[str, _Held], conversation_id: Any, wait: float) -> None:
-        self.table = table
+    def __init__(self, locks: ConversationLocks, conversation_id: Any, wait: float) -> None:
+        self.table = locks.held
         self.conversation_id = conversation_id
         self.key = str(conversation_id)
         self.wait = wait
         self.held: _Held | None = None
 
     async def __aenter__(self) -> None:
-        held = self.table.get(self.key)
-        if held is None:
-            held = self.table[self.key] = _Held()
         task = asyncio.current_task()
+        held = self.table.get(self.key)
+        if held is None:  # free: take it
+            held = self.held = self.table[self.key] = _Held()
+            held.owner = task
+            held.depth = 1
+            held.waiters = None
+            return
         if held.owner is task and task is not None:
             held.depth += 1
             self.held = held
             return
-        lock = held.lock
-        if lock.locked():
-            try:
-                await asyncio.wait_for(lock.acquire(), timeout=max(self.wait, 0.0))
-            except TimeoutError:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if held.waiters is None:
+            held.waiters = deque()
+        held.waiters.append((task, future))
+        try:
+            await asyncio.wait_for(future, timeout=max(self.wait, 0.0))
+        except BaseException as exc:
+            if future.done() and not future.cancelled():
+                # The claim was handed over just as the wait ended: pass it on.
+                _release(self.table, self.key, held)
+            if isinstance(exc, TimeoutError):
                 raise JourneyBusy(self.conversation_id, retry_after=max(1.0, self.wait)) from None
-        else:
-            await lock.acquire()
-        held.owner = task
-        held.depth = 1
+            raise
+        # ``_release`` made this task the owner before waking it.
         self.held = held
 
     async def __aexit__(self, *exc: object) -> None:
@@ -195,7 +243,23 @@ class _Claim:
         held.depth -= 1
         if held.depth:
             return
-        held.owner = None
-        held.lock.release()
-        if not held.lock.locked() and not getattr(held.lock, "_waiters", None):
-            self.table.pop(self.key, None)
+        if held.waiters:
+            _release(self.table, self.key, held)
+        else:  # nobody waits: the conversation is free
+            held.owner = None
+            del self.table[self.key]
+
+
+def _release(table: dict[str, _Held], key: str, held: _Held) -> None:
+    """Hand ``held`` to its first waiter still waiting, or free the conversation."""
+    waiters = held.waiters
+    while waiters:
+        task, future = waiters.popleft()
+        if not future.done():
+            held.owner = task
+            held.depth = 1
+            future.set_result(None)
+            return
+    held.owner = None
+    if table.get(key) is held:
+        del table[key]

@@ -161,7 +161,7 @@ class ToolSchema:
         Returns keyword arguments for the tool (only the ones the call gave, plus
         defaults for missing optional ones).
         """
-        model = self._model()
+        model = self.arguments_model or self._model()
         try:
             if isinstance(arguments, str):
                 if not arguments or arguments.isspace():
@@ -248,9 +248,7 @@ def _arguments_model(
                 p.python_type() if p.required else p.python_type() | None,
                 Field(default, description=p.description or None),
             )
-        model = create_model(
-            f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields
-        )
+        model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
         if len(_MODEL_CACHE) >= _MODEL_CACHE_MAX:
             _MODEL_CACHE.clear()
         _MODEL_CACHE[key] = model
@@ -345,7 +343,8 @@ class ToolSchemaBuilder:
     def __init__(self, name: str) -> None:
         self._name = name
         self._description = ""
-        self._params: list[tuple[Any, ...]] = []
+        # A tuple, so that ``build`` can use it in its cache key as it is.
+        self._params: tuple[tuple[Any, ...], ...] = ()
 
     def description(self, text: str) -> ToolSchemaBuilder:
         self._description = text
@@ -366,17 +365,19 @@ class ToolSchemaBuilder:
             if existing[0] == name:
                 raise ValueError(f"Tool {self._name!r} already has a parameter {name!r}")
         values: tuple[Any, ...] | None
-        if isinstance(enum, EnumType):
+        if enum is None:
+            values = None
+        elif isinstance(enum, EnumType):
             values = tuple(m.value for m in enum)
         else:
-            values = tuple(enum) if enum is not None else None
+            values = tuple(enum)
         items_key = json.dumps(items, sort_keys=True) if items else None
-        self._params.append((name, type, description, required, values, items_key, default))
+        self._params += ((name, type, description, required, values, items_key, default),)
         return self
 
     def build(self) -> ToolSchema:
         try:
-            key = (self._name, self._description, tuple(self._params))
+            key = (self._name, self._description, self._params)
             cached = _BUILT.get(key)
         except TypeError:  # an unhashable default: build without sharing
             key, cached = None, None

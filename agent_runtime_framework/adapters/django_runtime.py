@@ -21,11 +21,11 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from ..agents.context import AgentContext, AgentResult, JourneyConfig
 from ..agents.introspect import step_value
-from ..agents.journey import JourneyAgent
+from ..agents.journey import JourneyAgent, JourneyDefaults
 from ..executor.hooks import CompositeHooks, ExecutorHooks
 from ..memory.manager import CommitInfo, MemoryManager
 from ..tools.schema import ToolSchema
@@ -145,6 +145,9 @@ class _AdapterJourney(JourneyAgent[Any, Any, Any]):
     def is_terminal_state(self, state: Any) -> bool:
         return self.adapter.is_terminal_state(state)
 
+    def get_step_path(self, state: Any) -> list[Any]:
+        return self.adapter.get_step_path(state)
+
     async def load_state(self, ctx: AgentContext) -> Any:
         """This run's own checkpoint, when the host resumes a run that was interrupted."""
         run_ctx = cast(_RunAgentContext, ctx).run_context
@@ -166,9 +169,12 @@ class _AdapterJourney(JourneyAgent[Any, Any, Any]):
         stored = await self.memory.load_state(ctx.conversation_id, self.key)
         if stored != data:
             await self.memory.commit(
-                ctx.conversation_id, self.key, state=data,
-                info=CommitInfo(step=getattr(state, "step", None),
-                                complete=self.is_terminal_state(state)),
+                ctx.conversation_id,
+                self.key,
+                state=data,
+                info=CommitInfo(
+                    step=getattr(state, "step", None), complete=self.is_terminal_state(state)
+                ),
             )
         return state
 
@@ -190,7 +196,7 @@ class _AdapterJourney(JourneyAgent[Any, Any, Any]):
         await self.adapter.on_state_change(run_ctx, state)
 
 
-class DjangoRuntimeAdapter(ABC, Generic[StateT, ToolsT, StepT]):
+class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
     """Base class of a journey runtime for django_agent_runtime and the own HTTP host.
 
     Implement the seed's six methods (``key``, ``get_initial_state``, ``get_system_prompt``,
@@ -199,7 +205,6 @@ class DjangoRuntimeAdapter(ABC, Generic[StateT, ToolsT, StepT]):
     ``on_state_change(ctx, state)``. Register with ``register_runtime(MyAdapter())``.
     """
 
-    tools_class: type[Any] | None = None
     journey_config: JourneyConfig | None = None
 
     def __init__(
@@ -230,30 +235,9 @@ class DjangoRuntimeAdapter(ABC, Generic[StateT, ToolsT, StepT]):
     def get_system_prompt(self, state: StateT) -> str:
         """The system prompt of the state's current step."""
 
-    def get_tool_schemas(self, state: StateT) -> list[ToolSchema]:
-        """Tools offered at the state's step. Default: ``tools_class``'s ``@tool`` methods."""
-        if self.tools_class is None:
-            return []
-        return cast(list[ToolSchema], self.tools_class.tool_schemas(getattr(state, "step", None)))
-
     def create_tools(self, state: StateT, ctx: Any, backend_client: Any) -> ToolsT:
         """The tools for this run. Default: ``tools_class(state=state, backend_client=...)``."""
-        if self.tools_class is None:
-            raise NotImplementedError(
-                f"{type(self).__name__} must set tools_class or override create_tools()"
-            )
-        return cast(ToolsT, self.tools_class(state=state, backend_client=backend_client))
-
-    async def execute_tool(self, tools: ToolsT, name: str, args: dict[str, Any]) -> Any:
-        """Run a validated tool call. Default: call the tools method of that name."""
-        result = getattr(tools, name)(**args)
-        if hasattr(result, "__await__"):
-            result = await result
-        return result
-
-    def is_terminal_state(self, state: StateT) -> bool:
-        is_terminal = getattr(state, "is_terminal", None)
-        return bool(is_terminal()) if callable(is_terminal) else False
+        return cast(ToolsT, self.tools_from_class(state, backend_client=backend_client))
 
     # -- optional hooks -------------------------------------------------------------------
     def get_llm_client(self, ctx: Any = None) -> Any:
@@ -377,7 +361,7 @@ class DjangoRuntimeAdapter(ABC, Generic[StateT, ToolsT, StepT]):
             type=type(error).__name__,
             message=str(error)[:_MAX_ERROR_CHARS],
             retriable=retriable,
-            stack=stack[-_MAX_ERROR_CHARS * 4:],
+            stack=stack[-_MAX_ERROR_CHARS * 4 :],
             details=details,
         )
 
@@ -438,9 +422,7 @@ class DjangoRuntimeAdapter(ABC, Generic[StateT, ToolsT, StepT]):
         log = getattr(ctx, "event_log", None)
         if isinstance(log, JourneyEventLog):
             return log
-        return JourneyEventLog(
-            run_id, conversation_id, self.key, emit=getattr(ctx, "emit", None)
-        )
+        return JourneyEventLog(run_id, conversation_id, self.key, emit=getattr(ctx, "emit", None))
 
     async def _report(self, log: Any, reported: bool, error: BaseException) -> None:
         """Record the ``error`` event of a failed run once (the loop may have done it)."""

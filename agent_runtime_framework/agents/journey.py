@@ -21,7 +21,7 @@ from ..tools.executors import ToolExecutor
 from ..tools.schema import ToolSchema
 from .context import AgentContext, AgentResult, JourneyConfig
 
-__all__ = ["JourneyAgent", "JourneyToolExecutor", "new_input_messages"]
+__all__ = ["JourneyAgent", "JourneyDefaults", "JourneyToolExecutor", "new_input_messages"]
 
 StateT = TypeVar("StateT")
 ToolsT = TypeVar("ToolsT")
@@ -60,14 +60,62 @@ def new_input_messages(input_messages: Sequence[dict[str, Any]]) -> list[dict[st
     return new
 
 
-class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
+class JourneyDefaults(Generic[StateT, ToolsT, StepT]):
+    """What a journey gets for free from ``tools_class`` and its state.
+
+    Shared by ``JourneyAgent`` and ``DjangoRuntimeAdapter``: they differ in how a run is
+    hosted (and in ``create_tools``' arguments), not in these defaults.
+    """
+
+    tools_class: type[Any] | None = None
+
+    def get_tool_schemas(self, state: StateT) -> list[ToolSchema]:
+        """Tools offered at the state's step. Default: ``tools_class``'s ``@tool`` methods."""
+        if self.tools_class is None:
+            return []
+        return cast(list[ToolSchema], self.tools_class.tool_schemas(getattr(state, "step", None)))
+
+    def tools_from_class(self, state: StateT, **kwargs: Any) -> Any:
+        """``tools_class(state=state, **kwargs)``: the default of ``create_tools``."""
+        if self.tools_class is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} must set tools_class or override create_tools()"
+            )
+        return self.tools_class(state=state, **kwargs)
+
+    async def execute_tool(self, tools: ToolsT, name: str, arguments: dict[str, Any]) -> Any:
+        """Run a validated tool call. Default: call the tools method of that name."""
+        method = getattr(tools, name)
+        result = method(**arguments)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+
+    def get_step_path(self, state: StateT) -> list[StepT]:
+        """The steps this journey goes through, given what the state already says.
+
+        Progress ("step k of n") is measured along it. Default: every member of the step
+        enum in declaration order. A branching journey returns the path of its branch.
+        """
+        from .introspect import journey_steps
+
+        return journey_steps(self)
+
+    def is_terminal_state(self, state: StateT) -> bool:
+        """Whether the journey is over. Default: ``state.is_terminal()``."""
+        is_terminal = getattr(state, "is_terminal", None)
+        # An AttributeError raised inside the user's is_terminal() must surface, not read
+        # as "not terminal", hence getattr rather than try/except around the call.
+        return bool(is_terminal()) if is_terminal is not None else False
+
+
+class JourneyAgent(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
     """Base class of a journey; implement the six methods of the seed (three have defaults).
 
     ``tools_class`` (a ``BaseJourneyTools`` subclass with ``@tool`` methods) gives
     ``get_tool_schemas``, ``create_tools`` and ``execute_tool`` for free.
     """
 
-    tools_class: type[Any] | None = None
     journey_config: JourneyConfig | None = None
 
     def __init__(
@@ -103,27 +151,9 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
     def get_system_prompt(self, state: StateT) -> str:
         """The system prompt of the state's current step."""
 
-    def get_tool_schemas(self, state: StateT) -> list[ToolSchema]:
-        """Tools offered at the state's step. Default: ``tools_class``'s ``@tool`` methods."""
-        if self.tools_class is None:
-            return []
-        return cast(list[ToolSchema], self.tools_class.tool_schemas(getattr(state, "step", None)))
-
     def create_tools(self, state: StateT, ctx: AgentContext) -> ToolsT:
         """The tools instance for this run. Default: ``tools_class(state=state)``."""
-        if self.tools_class is None:
-            raise NotImplementedError(
-                f"{type(self).__name__} must set tools_class or override create_tools()"
-            )
-        return cast(ToolsT, self.tools_class(state=state))
-
-    async def execute_tool(self, tools: ToolsT, name: str, arguments: dict[str, Any]) -> Any:
-        """Run a validated tool call. Default: call the tools method of that name."""
-        method = getattr(tools, name)
-        result = method(**arguments)
-        if hasattr(result, "__await__"):
-            result = await result
-        return result
+        return cast(ToolsT, self.tools_from_class(state))
 
     async def load_state(self, ctx: AgentContext) -> StateT | None:
         """Optional: load state yourself (None: use the memory stores)."""
@@ -131,23 +161,6 @@ class JourneyAgent(ABC, Generic[StateT, ToolsT, StepT]):
 
     async def save_state(self, ctx: AgentContext, state: StateT) -> None:
         """Optional: also persist state yourself; called after each state change."""
-
-    def get_step_path(self, state: StateT) -> list[StepT]:
-        """The steps this journey goes through, given what the state already says.
-
-        Progress ("step k of n") is measured along it. Default: every member of the step
-        enum in declaration order. A branching journey returns the path of its branch.
-        """
-        from .introspect import journey_steps
-
-        return journey_steps(self)
-
-    def is_terminal_state(self, state: StateT) -> bool:
-        """Whether the journey is over. Default: ``state.is_terminal()``."""
-        try:
-            return bool(state.is_terminal())  # type: ignore[attr-defined]
-        except AttributeError:
-            return False
 
     # -- helpers the hosts use ------------------------------------------------------------
     @property

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
@@ -270,7 +270,35 @@ def _get_messages_sync(cid: uuid.UUID, limit: int | None) -> list[dict[str, Any]
 # through Django's own connection (its transactions, its type adaptation).
 
 
-class _PreparedCursor:
+class _RawCursor:
+    """A DB-API cursor on Django's connection, used below Django's cursor wrapper."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql, params)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+
+class _PreparedCursor(_RawCursor):
     """A psycopg 3 cursor on Django's connection that prepares its statements.
 
     Django leaves ``prepare_threshold`` at None (no server-side prepared statements), so
@@ -279,47 +307,19 @@ class _PreparedCursor:
     proxy without prepared-statement support).
     """
 
-    __slots__ = ("_cursor",)
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-
-    def __enter__(self) -> _PreparedCursor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._cursor.close()
+    __slots__ = ()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cursor.execute(sql, params, prepare=True)
 
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
 
-    def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall())
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cursor.rowcount)
-
-
-class _SqliteCursor:
+class _SqliteCursor(_RawCursor):
     """sqlite3's own cursor on Django's connection (sqlite3 caches compiled statements);
     skips Django's wrapper, converting ``%s`` placeholders once per statement text."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ()
 
     _converted: ClassVar[dict[str, str]] = {}
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-
-    def __enter__(self) -> _SqliteCursor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._cursor.close()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         query = self._converted.get(sql)
@@ -328,16 +328,6 @@ class _SqliteCursor:
             if len(self._converted) > 512:
                 self._converted.clear()
         self._cursor.execute(query, params)
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall())
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cursor.rowcount)
 
 
 _prepare_flag: list[bool] = []
@@ -414,9 +404,15 @@ def _insert_messages(cid: uuid.UUID, start: int, messages: Sequence[dict[str, An
     params: list[Any] = []
     for index, (role, content, calls, call_id, name, metadata) in enumerate(rows):
         params += [
-            cid_db, start + index, role, content,
+            cid_db,
+            start + index,
+            role,
+            content,
             None if calls is None else adapt(calls, None),
-            call_id, name, adapt(metadata, None), now,
+            call_id,
+            name,
+            adapt(metadata, None),
+            now,
         ]
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
     with _cursor() as cursor:
@@ -530,9 +526,7 @@ class DjangoConversationStore(ConversationStore):
         cid = conversation_uuid(conversation_id)
         return await run_db(_count_sync, cid)
 
-    async def save_messages(
-        self, conversation_id: Any, messages: Sequence[dict[str, Any]]
-    ) -> None:
+    async def save_messages(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
         """Store a full history: appends what is beyond the stored count, in one transaction.
 
         A list shorter than the stored history is refused (history is append-only).
@@ -619,7 +613,8 @@ def _write_journey(
     complete = bool(info and info.complete)
     owner_id = _owner_id(info.owner) if info is not None else None
     values = [
-        _pk(cid), agent_key,
+        _pk(cid),
+        agent_key,
         _json_param(Journey, "state", state if state is not None else {}),
         int((state or {}).get(VERSION_KEY, 1) or 1),
         _step_text(step),
@@ -627,7 +622,9 @@ def _write_journey(
         owner_id,
         1 if info is not None and info.new_turn else 0,
         int(info.tokens) if info is not None else 0,
-        _ts(now), _ts(now), _ts(now) if complete else None,
+        _ts(now),
+        _ts(now),
+        _ts(now) if complete else None,
     ]
     # One statement: the owner and session come from the conversation row.
     with _cursor() as cursor:
@@ -647,6 +644,7 @@ def _write_journey(
 
 
 # -- the manager --------------------------------------------------------------------------
+
 
 class _Lease:
     """A claim this task holds: its token, how deeply it is re-entered, whether released."""
@@ -838,7 +836,12 @@ class DjangoMemoryManager(MemoryManager):
         delay = self.poll_interval
         while True:
             outcome, loaded = await run_db(
-                _claim_and_load_sync, cid, agent_key, owner, lease.token, self.lease_seconds,
+                _claim_and_load_sync,
+                cid,
+                agent_key,
+                owner,
+                lease.token,
+                self.lease_seconds,
                 self.max_history_messages,
             )
             if outcome is None:
@@ -863,9 +866,7 @@ class DjangoMemoryManager(MemoryManager):
                 return
             renewed = await run_db(_renew_sync, cid, lease.token, self.lease_seconds)
             if renewed and not lease.released:
-                lease.heartbeat = loop.call_later(
-                        self.lease_seconds / 3, self._beat, cid, lease
-                    )
+                lease.heartbeat = loop.call_later(self.lease_seconds / 3, self._beat, cid, lease)
             # else: lost; the next commit raises LeaseLost
 
         task = loop.create_task(renew())
@@ -925,7 +926,13 @@ def _try_claim_sync(
             "lease_expires_at = EXCLUDED.lease_expires_at "
             "WHERE c.lease_token = '' OR c.lease_expires_at IS NULL OR c.lease_expires_at < %s",
             [
-                _pk(cid), agent_key, _owner_id(owner), token, _ts(until), _ts(now), _ts(now),
+                _pk(cid),
+                agent_key,
+                _owner_id(owner),
+                token,
+                _ts(until),
+                _ts(now),
+                _ts(now),
                 _ts(now),
             ],
         )
@@ -990,9 +997,7 @@ def _commit_sync(
             where = " AND (lease_token = '' OR lease_expires_at IS NULL OR lease_expires_at < %s)"
             params = [_c().ops.adapt_datetimefield_value(now)]
             until = None
-        start = _reserve_seqs(
-            cid, len(messages), where, params, lease_until=until, release=release
-        )
+        start = _reserve_seqs(cid, len(messages), where, params, lease_until=until, release=release)
         if start is None:
             exists = Conversation.objects.filter(id=cid).exists()
             if token is not None:
@@ -1007,4 +1012,3 @@ def _commit_sync(
             _insert_messages(cid, start, messages)
         if state is not None or info is not None:
             _write_journey(cid, agent_key, state, info)
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..state.serializer import StateSerializer
 from .stores import (
@@ -130,21 +130,26 @@ class MemoryManager:
     async def load_context(
         self, conversation_id: Any, agent_key: str, *, max_messages: int | None = None
     ) -> MemoryContext:
-        states = self.state_store
-        conversations = self.conversation_store
-        store = states.store
-        if (
-            type(store) is InMemoryStore
-            and type(states) is StateStore
-            and type(conversations) is ConversationStore
-        ):
-            # Exactly the in-process defaults (dicts): read without an await per store.
-            state = store.get_now(states.key(conversation_id, agent_key))
+        states, conversations = self.state_store, self.conversation_store
+        if self._in_process_defaults():
+            state = cast(InMemoryStore[dict[str, Any]], states.store).get_now(
+                states.key(conversation_id, agent_key)
+            )
             messages = conversations.get_messages_now(conversation_id, max_messages)
         else:
             state = await states.load(conversation_id, agent_key)
             messages = await conversations.get_messages(conversation_id, max_messages)
         return MemoryContext(conversation_id, agent_key, state, messages)
+
+    def _in_process_defaults(self) -> bool:
+        """Whether the stores are exactly the in-process defaults (plain dicts), which may
+        be read and written without an await each. Checked per call: stores can be swapped."""
+        states = self.state_store
+        return (
+            type(states) is StateStore
+            and type(states.store) is InMemoryStore
+            and type(self.conversation_store) is ConversationStore
+        )
 
     async def load_state(self, conversation_id: Any, agent_key: str) -> dict[str, Any] | None:
         return await self.state_store.load(conversation_id, agent_key)
@@ -172,18 +177,13 @@ class MemoryManager:
         info: CommitInfo | None = None,
     ) -> None:
         """Write a state and the messages that explain it together."""
-        states = self.state_store
-        conversations = self.conversation_store
-        store = states.store
-        if (
-            type(store) is InMemoryStore
-            and type(states) is StateStore
-            and type(conversations) is ConversationStore
-        ):
-            # Exactly the in-process defaults (dicts): write without an await per store.
+        states, conversations = self.state_store, self.conversation_store
+        if self._in_process_defaults():
             conversations.append_messages_now(conversation_id, messages)
             if state is not None:
-                store.set_now(states.key(conversation_id, agent_key), state)
+                cast(InMemoryStore[dict[str, Any]], states.store).set_now(
+                    states.key(conversation_id, agent_key), state
+                )
             return
         if messages:
             await conversations.append_messages(conversation_id, messages)

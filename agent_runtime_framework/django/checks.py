@@ -60,7 +60,8 @@ def _make_tools(agent: Any, state: Any) -> Any:
     create = agent.create_tools
     try:
         params = [
-            p for p in inspect.signature(create).parameters.values()
+            p
+            for p in inspect.signature(create).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
     except (TypeError, ValueError):
@@ -79,16 +80,17 @@ def _signature_problem(method: Any, parameters: list[str]) -> str | None:
     params = signature.parameters
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
     accepted = {
-        name for name, p in params.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        name for name, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
     unknown = [p for p in parameters if p not in accepted and not takes_kwargs]
     if unknown:
         return f"does not accept schema parameter(s) {', '.join(unknown)}"
     missing = [
-        name for name, p in params.items()
+        name
+        for name, p in params.items()
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.default is p.empty and name not in parameters
+        and p.default is p.empty
+        and name not in parameters
     ]
     if missing:
         return f"requires argument(s) {', '.join(missing)} that the schema does not declare"
@@ -130,8 +132,8 @@ def check_agent(label: str, agent: Any) -> list[checks.CheckMessage]:
             continue
         try:
             prompt = agent.get_system_prompt(state)
-            problem = None if isinstance(prompt, str) and prompt.strip() else (
-                f"returned {prompt!r}"
+            problem = (
+                None if isinstance(prompt, str) and prompt.strip() else (f"returned {prompt!r}")
             )
         except Exception as exc:
             problem = f"raised {type(exc).__name__}: {exc}"

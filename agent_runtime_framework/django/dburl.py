@@ -35,7 +35,9 @@ def database_from_url(url: str, *, default_sqlite: str = "db.sqlite3") -> dict[s
             "CONN_MAX_AGE": 60,
             "TEST": {"NAME": f"test_{name}"},
         }
-    raise ValueError(f"Unsupported DATABASE_URL scheme {parsed.scheme!r}: use sqlite:// or postgres://")
+    raise ValueError(
+        f"Unsupported DATABASE_URL scheme {parsed.scheme!r}: use sqlite:// or postgres://"
+    )
 
 
 def _sqlite(path: str) -> dict[str, Any]:

@@ -86,9 +86,21 @@ JOURNEY_ROUTED = "journey.routed"
 
 EVENT_TYPES = frozenset(
     {
-        RUN_STARTED, RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED, ASSISTANT_DELTA,
-        ASSISTANT_MESSAGE, TOOL_CALL, TOOL_RESULT, STATE_CHECKPOINT, ERROR, STEP_STARTED,
-        STEP_COMPLETED, PROGRESS_UPDATE, JOURNEY_STEP_CHANGED, JOURNEY_COMPLETED,
+        RUN_STARTED,
+        RUN_SUCCEEDED,
+        RUN_FAILED,
+        RUN_CANCELLED,
+        ASSISTANT_DELTA,
+        ASSISTANT_MESSAGE,
+        TOOL_CALL,
+        TOOL_RESULT,
+        STATE_CHECKPOINT,
+        ERROR,
+        STEP_STARTED,
+        STEP_COMPLETED,
+        PROGRESS_UPDATE,
+        JOURNEY_STEP_CHANGED,
+        JOURNEY_COMPLETED,
         JOURNEY_ROUTED,
     }
 )
@@ -131,8 +143,10 @@ def json_safe(value: Any, max_chars: int | None = None, _depth: int = 0) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {str(json_safe(k, limit, _depth + 1)): json_safe(v, limit, _depth + 1)
-                for k, v in value.items()}
+        return {
+            str(json_safe(k, limit, _depth + 1)): json_safe(v, limit, _depth + 1)
+            for k, v in value.items()
+        }
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         to_dict = getattr(value, "to_dict", None)
         data = to_dict() if callable(to_dict) else dataclasses.asdict(value)
@@ -183,7 +197,10 @@ def _send(event: JourneyEvent) -> None:
     for receiver, response in responses:
         if isinstance(response, BaseException):
             logger.error(
-                "signal receiver %r failed on %s: %s", receiver, event.type, response,
+                "signal receiver %r failed on %s: %s",
+                receiver,
+                event.type,
+                response,
                 exc_info=response,
             )
 
@@ -266,8 +283,11 @@ def record_event(
 ) -> JourneyEvent:
     """Write one event (sync) and send its signals; returns the saved row."""
     return record_events(
-        run_id, [(event_type, payload)], conversation_id=conversation_id,
-        agent_key=agent_key, start_seq=seq,
+        run_id,
+        [(event_type, payload)],
+        conversation_id=conversation_id,
+        agent_key=agent_key,
+        start_seq=seq,
     )[0]
 
 
@@ -364,9 +384,7 @@ def terminal_steps_of(agent: Any) -> frozenset[Any]:
         try:
             state = agent.get_initial_state()
             state.step = step
-            terminal = (
-                is_terminal(state) if callable(is_terminal) else bool(state.is_terminal())
-            )
+            terminal = is_terminal(state) if callable(is_terminal) else bool(state.is_terminal())
         except Exception:
             continue
         if terminal:

@@ -392,7 +392,10 @@ def _begin_sync(
     try:
         with transaction.atomic():
             JourneyEvent.objects.create(
-                conversation_id=cid, agent_key=row["agent_key"], run_id=run_id, seq=0,
+                conversation_id=cid,
+                agent_key=row["agent_key"],
+                run_id=run_id,
+                seq=0,
                 type=IDEMPOTENCY_EVENT,
                 payload={"key": idempotency_key, "status": "pending", "started": now.isoformat()},
             )
@@ -403,7 +406,10 @@ def _begin_sync(
         marker = JourneyEvent.objects.select_for_update().filter(run_id=run_id, seq=0).first()
         if marker is None:  # released in the meantime: take it
             JourneyEvent.objects.create(
-                conversation_id=cid, agent_key=row["agent_key"], run_id=run_id, seq=0,
+                conversation_id=cid,
+                agent_key=row["agent_key"],
+                run_id=run_id,
+                seq=0,
                 type=IDEMPOTENCY_EVENT,
                 payload={"key": idempotency_key, "status": "pending", "started": now.isoformat()},
             )
@@ -487,8 +493,10 @@ async def _run_journey_agent(
             if result.metadata.get("routed_by") in ("model", "keywords"):
                 await log.record(
                     JOURNEY_ROUTED,
-                    {"journey": result.metadata.get("agent_key"),
-                     "routed_by": result.metadata.get("routed_by")},
+                    {
+                        "journey": result.metadata.get("agent_key"),
+                        "routed_by": result.metadata.get("routed_by"),
+                    },
                 )
         else:
             result = await runtime.run(ctx, hooks=hooks)
@@ -509,9 +517,7 @@ def _turn_from_agent_result(
     if isinstance(runtime, RoutedJourneyAgent) and "agent_key" not in result.metadata:
         journey_agent: Any = None  # the router answered itself (a clarifying question)
     elif isinstance(runtime, RoutedJourneyAgent):
-        journey_agent = next(
-            (a for a in runtime.agents.values() if a.key == journey_key), None
-        )
+        journey_agent = next((a for a in runtime.agents.values() if a.key == journey_key), None)
     else:
         journey_agent = runtime
     step = step_value(result.step)

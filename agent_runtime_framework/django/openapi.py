@@ -71,8 +71,11 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
             "type": "object",
             "required": ["index", "total", "steps"],
             "properties": {
-                "index": {"type": "integer", "minimum": 0,
-                          "description": "1-based position of the step; 0 when unknown"},
+                "index": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "1-based position of the step; 0 when unknown",
+                },
                 "total": {"type": "integer", "minimum": 0},
                 "steps": {"type": "array", "items": {}},
             },
@@ -85,8 +88,11 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                 "name": {"type": "string"},
                 "description": {"type": "string"},
                 "steps": {"type": "array", "items": {}},
-                "journeys": {"type": "array", "items": _ref("Agent"),
-                             "description": "The journeys behind a router"},
+                "journeys": {
+                    "type": "array",
+                    "items": _ref("Agent"),
+                    "description": "The journeys behind a router",
+                },
             },
         },
         "AgentList": {
@@ -107,16 +113,26 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
         "Turn": {
             "type": "object",
             "required": [
-                "conversation_id", "reply", "agent", "journey", "step", "progress", "state",
-                "complete", "stopped_reason", "usage",
+                "conversation_id",
+                "reply",
+                "agent",
+                "journey",
+                "step",
+                "progress",
+                "state",
+                "complete",
+                "stopped_reason",
+                "usage",
             ],
             "properties": {
                 "conversation_id": {"type": "string", "format": "uuid"},
                 "reply": {"type": "string"},
                 "agent": {"type": "string"},
-                "journey": {"type": "string",
-                            "description": "Key of the journey that answered (differs from "
-                                           "agent behind a router)"},
+                "journey": {
+                    "type": "string",
+                    "description": "Key of the journey that answered (differs from "
+                    "agent behind a router)",
+                },
                 "step": {"nullable": True},
                 "progress": _ref("Progress"),
                 "state": {"type": "object", "additionalProperties": True},
@@ -143,8 +159,7 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                 "agent": {"type": "string"},
                 "journey": {"type": "string"},
                 "step": nullable_string,
-                "status": {"type": "string",
-                           "enum": ["active", "complete", "failed", "abandoned"]},
+                "status": {"type": "string", "enum": ["active", "complete", "failed", "abandoned"]},
                 "updated_at": {"type": "string", "format": "date-time"},
             },
         },
@@ -170,7 +185,13 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
         "ConversationDetail": {
             "type": "object",
             "required": [
-                "conversation_id", "agent", "journey", "step", "progress", "state", "complete",
+                "conversation_id",
+                "agent",
+                "journey",
+                "step",
+                "progress",
+                "state",
+                "complete",
                 "messages",
             ],
             "properties": {
@@ -190,8 +211,11 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
             "required": ["agent"],
             "properties": {
                 "agent": agent_field,
-                "message": {"type": "string", "maxLength": max_chars,
-                            "description": "Optional first user message"},
+                "message": {
+                    "type": "string",
+                    "maxLength": max_chars,
+                    "description": "Optional first user message",
+                },
             },
         },
         "NewMessage": {
@@ -222,9 +246,13 @@ def _paths() -> dict[str, Any]:
         "422": _error("Message longer than MAX_MESSAGE_CHARS"),
     }
     turn_errors = {
-        "409": {**_error("The conversation is busy with another turn, or the same "
-                         "Idempotency-Key is still being processed"),
-                "headers": _RETRY_AFTER},
+        "409": {
+            **_error(
+                "The conversation is busy with another turn, or the same "
+                "Idempotency-Key is still being processed"
+            ),
+            "headers": _RETRY_AFTER,
+        },
         "502": _error("The language model provider failed (code llm_error)"),
         "503": _error("No language model is configured"),
     }
@@ -245,12 +273,18 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "operationId": "createConversation",
                 "summary": "Start a conversation with an agent, optionally with a first message",
-                "requestBody": {"required": True,
-                                "content": {_JSON: {"schema": _ref("NewConversation")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("NewConversation")}},
+                },
                 "responses": {
-                    "201": _ok("Created (with the first turn when a message was given)",
-                               "CreatedConversation"),
-                    **auth_errors, **body_errors, **turn_errors,
+                    "201": _ok(
+                        "Created (with the first turn when a message was given)",
+                        "CreatedConversation",
+                    ),
+                    **auth_errors,
+                    **body_errors,
+                    **turn_errors,
                 },
             },
         },
@@ -277,17 +311,20 @@ def _paths() -> dict[str, Any]:
                         "in": "header",
                         "required": False,
                         "description": "A retried request with the same key returns the "
-                                       "first response instead of playing the turn again",
+                        "first response instead of playing the turn again",
                         "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
                     },
                 ],
-                "requestBody": {"required": True,
-                                "content": {_JSON: {"schema": _ref("NewMessage")}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("NewMessage")}},
+                },
                 "responses": {
                     "200": _ok("The turn", "Turn"),
                     **auth_errors,
                     "404": _error("No such conversation for this caller"),
-                    **body_errors, **turn_errors,
+                    **body_errors,
+                    **turn_errors,
                 },
             }
         },
@@ -304,14 +341,24 @@ def _paths() -> dict[str, Any]:
                 ),
                 "parameters": [
                     _conversation_param(),
-                    {"name": "Last-Event-ID", "in": "header", "required": False,
-                     "schema": {"type": "string"}},
-                    {"name": "last_event_id", "in": "query", "required": False,
-                     "schema": {"type": "string"}},
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "responses": {
-                    "200": {"description": "The event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "200": {
+                        "description": "The event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
                     "400": _error("Last-Event-ID is not an event id"),
                     **auth_errors,
                     "404": _error("No such conversation for this caller"),
@@ -322,8 +369,12 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "getOpenApi",
                 "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3 document",
-                                      "content": {_JSON: {"schema": {"type": "object"}}}}},
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3 document",
+                        "content": {_JSON: {"schema": {"type": "object"}}},
+                    }
+                },
             }
         },
     }

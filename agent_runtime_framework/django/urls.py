@@ -1,6 +1,6 @@
 """URLs of the HTTP API; include them under a prefix of your choice:
 
-    path("api/", include("agent_runtime_framework.django.urls"))
+path("api/", include("agent_runtime_framework.django.urls"))
 """
 
 from __future__ import annotations

@@ -134,28 +134,35 @@ def _map_exception(exc: BaseException, conversation_id: Any = None) -> ApiError 
     if isinstance(exc, JourneyBusy):
         retry = max(1, math.ceil(exc.retry_after))
         return ApiError(
-            409, "conversation_busy",
+            409,
+            "conversation_busy",
             "Another message is being answered in this conversation; retry shortly",
-            {"retry_after": retry, **cid}, {"Retry-After": str(retry)},
+            {"retry_after": retry, **cid},
+            {"Retry-After": str(retry)},
         )
     if isinstance(exc, LeaseLost):
         return ApiError(
-            409, "conversation_busy", "The turn lost its hold on the conversation; retry",
-            {"retry_after": 1, **cid}, {"Retry-After": "1"},
+            409,
+            "conversation_busy",
+            "The turn lost its hold on the conversation; retry",
+            {"retry_after": 1, **cid},
+            {"Retry-After": "1"},
         )
     if isinstance(exc, RequestInProgress):
         return ApiError(
-            409, "request_in_progress",
+            409,
+            "request_in_progress",
             "A request with this Idempotency-Key is still being processed; retry shortly",
-            {"retry_after": 1, **cid}, {"Retry-After": "1"},
+            {"retry_after": 1, **cid},
+            {"Retry-After": "1"},
         )
     if isinstance(exc, NoLLMConfiguredError | MissingLLMDependencyError):
-        return ApiError(
-            503, "llm_not_configured", str(exc).split("\n")[0], cid
-        )
+        return ApiError(503, "llm_not_configured", str(exc).split("\n")[0], cid)
     if isinstance(exc, LLMError):
         details: dict[str, Any] = {
-            "type": type(exc).__name__, "retryable": bool(exc.retryable), **cid
+            "type": type(exc).__name__,
+            "retryable": bool(exc.retryable),
+            **cid,
         }
         if exc.provider:
             details["provider"] = exc.provider
@@ -181,9 +188,11 @@ def api_view(*methods: str) -> Callable[[ViewFunc], Any]:
         async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method not in methods:
                 return error_response(
-                    405, "method_not_allowed",
+                    405,
+                    "method_not_allowed",
                     f"Method {request.method} is not allowed here",
-                    {"allowed": list(methods)}, {"Allow": ", ".join(methods)},
+                    {"allowed": list(methods)},
+                    {"Allow": ", ".join(methods)},
                 )
             try:
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -224,7 +233,8 @@ async def _check_csrf(request: HttpRequest) -> None:
     outcome = _CsrfCheck(lambda r: HttpResponse()).process_view(request, None, (), {})  # type: ignore[arg-type]
     if isinstance(outcome, _CsrfRejected):
         raise ApiError(
-            403, "csrf_failed",
+            403,
+            "csrf_failed",
             "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header",
             {"reason": outcome.reason},
         )
@@ -251,13 +261,15 @@ def _resolve_caller_sync(request: HttpRequest, create_session: bool) -> Caller:
         return Caller(user, user.pk, "")
     if not app_settings().ALLOW_ANONYMOUS:
         raise ApiError(
-            403, "authentication_required",
+            403,
+            "authentication_required",
             "Log in first: this API needs an authenticated session",
         )
     session = getattr(request, "session", None)
     if session is None:
         raise ApiError(
-            403, "authentication_required",
+            403,
+            "authentication_required",
             "Anonymous use needs django.contrib.sessions' SessionMiddleware",
         )
     # Loading drops a session key that does not exist in the store.
@@ -290,7 +302,9 @@ def _read_json(request: HttpRequest) -> dict[str, Any]:
     except ValueError:
         raise ApiError(400, "invalid_request", "Content-Length is not a number") from None
     too_big = ApiError(
-        413, "body_too_large", f"The request body is larger than {limit} bytes",
+        413,
+        "body_too_large",
+        f"The request body is larger than {limit} bytes",
         {"max_bytes": limit},
     )
     if declared_size > limit:
@@ -298,7 +312,9 @@ def _read_json(request: HttpRequest) -> dict[str, Any]:
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise ApiError(
-            415, "unsupported_media_type", "Send the body as application/json",
+            415,
+            "unsupported_media_type",
+            "Send the body as application/json",
             {"content_type": content_type},
         )
     try:
@@ -317,7 +333,9 @@ def _read_json(request: HttpRequest) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ApiError(
-            400, "invalid_json", "The request body must be a JSON object",
+            400,
+            "invalid_json",
+            "The request body must be a JSON object",
             {"got": type(data).__name__},
         )
     return data
@@ -326,26 +344,30 @@ def _read_json(request: HttpRequest) -> dict[str, Any]:
 def _text_field(data: dict[str, Any], name: str, *, required: bool) -> str | None:
     if name not in data or data[name] is None:
         if required:
-            raise ApiError(
-                400, "missing_field", f"The field {name!r} is required", {"field": name}
-            )
+            raise ApiError(400, "missing_field", f"The field {name!r} is required", {"field": name})
         return None
     value = data[name]
     if not isinstance(value, str):
         raise ApiError(
-            400, "invalid_field", f"The field {name!r} must be a string",
+            400,
+            "invalid_field",
+            f"The field {name!r} must be a string",
             {"field": name, "expected": "string", "got": type(value).__name__},
         )
     if "\x00" in value:
         raise ApiError(
-            400, "invalid_field", f"The field {name!r} contains a NUL character",
+            400,
+            "invalid_field",
+            f"The field {name!r} contains a NUL character",
             {"field": name},
         )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ApiError(
-            400, "invalid_field", f"The field {name!r} is not valid Unicode text",
+            400,
+            "invalid_field",
+            f"The field {name!r} is not valid Unicode text",
             {"field": name},
         ) from None
     return value
@@ -362,7 +384,8 @@ def _message_field(data: dict[str, Any], *, required: bool) -> str | None:
     limit = int(app_settings().MAX_MESSAGE_CHARS)
     if len(message) > limit:
         raise ApiError(
-            422, "message_too_long",
+            422,
+            "message_too_long",
             f"The message has {len(message)} characters; at most {limit} are allowed",
             {"field": "message", "max_chars": limit, "chars": len(message)},
         )
@@ -375,7 +398,8 @@ def _idempotency_key(request: HttpRequest) -> str | None:
         return None
     if not _IDEMPOTENCY_KEY_RE.match(key):
         raise ApiError(
-            400, "invalid_idempotency_key",
+            400,
+            "invalid_idempotency_key",
             "Idempotency-Key must be 1-200 visible ASCII characters",
         )
     return key
@@ -395,9 +419,7 @@ def _agent_info(key: str, runtime: Any) -> dict[str, Any]:
         "steps": progress_of(runtime, None)["steps"] if not _is_router(runtime) else [],
     }
     if _is_router(runtime):
-        info["journeys"] = [
-            _agent_info(agent.key, agent) for agent in runtime.agents.values()
-        ]
+        info["journeys"] = [_agent_info(agent.key, agent) for agent in runtime.agents.values()]
     return info
 
 
@@ -514,7 +536,9 @@ async def conversations_view(request: HttpRequest) -> HttpResponseBase:
         get_runtime(agent)
     except LookupError:
         raise ApiError(
-            400, "unknown_agent", f"No agent is registered with key {agent!r}",
+            400,
+            "unknown_agent",
+            f"No agent is registered with key {agent!r}",
             {"agent": agent, "available": sorted(registered_runtimes())},
         ) from None
     caller = await _caller(request, create_session=True)
@@ -523,9 +547,7 @@ async def conversations_view(request: HttpRequest) -> HttpResponseBase:
         await run_db(ensure_conversation_sync, cid, agent, caller.user_id, caller.session_key)
         return JsonResponse({"conversation_id": str(cid), "agent": agent}, status=201)
     try:
-        turn = await run_turn(
-            agent, cid, message, caller.user, caller.session_key, create=True
-        )
+        turn = await run_turn(agent, cid, message, caller.user, caller.session_key, create=True)
     except Exception as exc:
         error = _map_exception(exc, cid)
         if error is None:
@@ -553,9 +575,7 @@ async def messages_view(request: HttpRequest, conversation_id: str) -> HttpRespo
     message = _message_field(data, required=True)
     assert message is not None
     key = _idempotency_key(request)
-    turn = await run_turn(
-        None, cid, message, caller.user, caller.session_key, key, create=False
-    )
+    turn = await run_turn(None, cid, message, caller.user, caller.session_key, key, create=False)
     response = JsonResponse(turn.to_dict())
     if turn.replayed:
         response["Idempotent-Replayed"] = "true"
@@ -572,7 +592,9 @@ def _last_event_id(request: HttpRequest) -> int:
         value = int(head)
     except ValueError:
         raise ApiError(
-            400, "invalid_last_event_id", "Last-Event-ID must be an event id (an integer)",
+            400,
+            "invalid_last_event_id",
+            "Last-Event-ID must be an event id (an integer)",
             {"last_event_id": raw[:100]},
         ) from None
     if value < 0:
@@ -666,4 +688,3 @@ async def openapi_view(request: HttpRequest) -> HttpResponseBase:
     from .openapi import openapi_document
 
     return JsonResponse(openapi_document(request))
-

@@ -33,7 +33,10 @@ class Command(BaseCommand):
             "--user", metavar="USERNAME", help="Chat as this user (the conversation's owner)."
         )
         parser.add_argument(
-            "--history", type=int, default=6, metavar="N",
+            "--history",
+            type=int,
+            default=6,
+            metavar="N",
             help="When resuming, show the last N messages first (default 6).",
         )
 
@@ -56,9 +59,7 @@ class Command(BaseCommand):
             try:
                 conversation = str(uuid.UUID(conversation))
             except ValueError:
-                raise CommandError(
-                    f"--conversation must be a UUID, got {conversation!r}"
-                ) from None
+                raise CommandError(f"--conversation must be a UUID, got {conversation!r}") from None
             self._show_history(conversation, int(options["history"]))
         self._ensure_model(runtime)
         self.stdout.write(

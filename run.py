@@ -8,6 +8,17 @@
 
 The database is SQLite unless DATABASE_URL says otherwise (postgres://...). This file
 uses only the standard library, so it runs before anything is installed.
+
+Which Python and which Django (how CI tests the oldest and the newest supported pair):
+
+- The virtual environment is built with the interpreter that runs this file (a venv made
+  by another Python version is rebuilt), so ``python3.13 run.py test`` tests on 3.13.
+- ``RUN_PY_VENV`` names the venv directory (default ``.venv``), so two interpreters can
+  keep a venv each: ``RUN_PY_VENV=.venv-3.13 python3.13 run.py test``.
+- ``RUN_PY_DJANGO`` is a pip requirement installed with the package, e.g.
+  ``RUN_PY_DJANGO="Django>=5.2,<5.3"``; unset, pip picks the newest Django in range.
+
+``test`` prints the Python and Django versions before running pytest.
 """
 
 from __future__ import annotations
@@ -22,10 +33,15 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+VENV = ROOT / (os.environ.get("RUN_PY_VENV") or ".venv")
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 MARKER = VENV / ".installed-from"
+DJANGO_PIN = os.environ.get("RUN_PY_DJANGO", "").strip()
+VERSIONS = (
+    "import sys, django; print('[run.py] Python', sys.version.split()[0], '/ Django', "
+    "django.get_version(), flush=True)"
+)
 CHROMIUM = Path("/usr/bin/chromium")
 DEMO_ADMIN = (
     "from django.contrib.auth import get_user_model; U = get_user_model(); "
@@ -47,15 +63,34 @@ def setup() -> None:
     """Create .venv and install the package with its dev extras (again if pyproject changed)."""
     if sys.version_info < (3, 11):  # noqa: UP036 - run.py may be started by an older python3
         sys.exit("Python 3.11 or newer is needed (this is {}.{})".format(*sys.version_info[:2]))
-    if not PY.exists():
-        say(f"creating virtual environment in {VENV}")
+    python = "{}.{}".format(*sys.version_info[:2])
+    built_by = _venv_python(VENV)
+    if not PY.exists() or built_by != python:
+        if PY.exists():
+            say(f"{VENV.name} was made by Python {built_by}, this is {python}: rebuilding it")
+        say(f"creating virtual environment in {VENV} (Python {python})")
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    source = (ROOT / "pyproject.toml").read_bytes() + f"\0{python}\0{DJANGO_PIN}".encode()
+    digest = hashlib.sha256(source).hexdigest()
     if MARKER.exists() and MARKER.read_text() == digest:
         return
     sh(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    sh(PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]")
+    pins = [DJANGO_PIN] if DJANGO_PIN else []
+    sh(PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]", *pins)
     MARKER.write_text(digest)
+
+
+def _venv_python(directory: Path) -> str | None:
+    """'3.11' for a venv made by Python 3.11 (from its pyvenv.cfg), None if unknown."""
+    try:
+        lines = (directory / "pyvenv.cfg").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            return ".".join(value.strip().split(".")[:2])
+    return None
 
 
 def ensure_chromium() -> None:
@@ -97,6 +132,7 @@ def test(pytest_args: list[str]) -> None:
     env = os.environ.copy()
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     database = env.get("DATABASE_URL") or "SQLite"
+    subprocess.run([str(PY), "-c", VERSIONS], cwd=ROOT, env=env, check=True)
     say(f"running the test suite on {database.split('@')[-1]}")
     code = sh(PY, "-m", "pytest", *pytest_args, env=env, check=False)
     sys.exit(code)

@@ -51,6 +51,22 @@ class FrameworkConfig:
         level = os.environ.get("AGENT_RUNTIME_LOG_LEVEL") or None
         return cls(debug=debug, log_level=level)
 
+    def enable_debug(self) -> None:
+        """Switch this config to debug mode in place (0.3.0); takes effect if active."""
+        self._switch(debug=True, swallow=False, level="DEBUG")
+
+    def enable_production(self) -> None:
+        """Switch this config to production mode in place (0.3.0); takes effect if active."""
+        self._switch(debug=False, swallow=True, level="INFO")
+
+    def _switch(self, *, debug: bool, swallow: bool, level: str) -> None:
+        # Frozen so that nobody changes it by accident; these two 0.3.0 methods may.
+        object.__setattr__(self, "debug", debug)
+        object.__setattr__(self, "swallow_tool_exceptions", swallow)
+        object.__setattr__(self, "log_level", level)
+        if self is _config:
+            _apply_logging(self)
+
 
 _config: FrameworkConfig = FrameworkConfig.from_env()
 
@@ -81,6 +97,9 @@ def configure(
     if debug is not None and debug != current.debug:
         # Derived switches follow the new debug value unless given explicitly.
         current = FrameworkConfig(debug=debug)
+    if debug is not None and swallow_tool_exceptions is None:
+        # As in 0.3.0: naming the mode always resets exception handling to that mode's.
+        swallow_tool_exceptions = not debug
     new = replace(
         current,
         swallow_tool_exceptions=(

@@ -61,10 +61,10 @@ BENCH_DB = "bench_admin_scale"
 OWNERS = 500
 ADMIN = "/admin/agent_runtime/journey/"
 APP_TABLES = (
-    "agent_runtime_journeyevent",
-    "agent_runtime_journeymessage",
-    "agent_runtime_journey",
-    "agent_runtime_conversation",
+    "arf_event",
+    "arf_message",
+    "arf_journey",
+    "arf_conversation",
 )
 #: The onboarding steps (tests/journeys.py); ``legacy-agent`` has its own, unknown here.
 STEPS = ("welcome", "collect_name", "collect_email", "complete")
@@ -249,13 +249,13 @@ def _plan_sql(journeys: int, messages: int, hot_index: int, hot_messages: int) -
         LEFT JOIN bench_owner o ON o.n = d.i % {OWNERS}
         """,
         """
-        INSERT INTO agent_runtime_conversation (id, agent_key, owner_id, session_key, next_seq,
+        INSERT INTO arf_conversation (id, agent_key, owner_id, session_key, next_seq,
             lease_token, lease_expires_at, created_at, updated_at)
         SELECT cid, agent_key, owner_id, session_key, nmsg, '', NULL, created_at, updated_at
         FROM bench_plan ORDER BY i
         """,
         """
-        INSERT INTO agent_runtime_journey (conversation_id, agent_key, state, state_version,
+        INSERT INTO arf_journey (conversation_id, agent_key, state, state_version,
             step, status, owner_id, session_key, turns, total_tokens, created_at, updated_at,
             completed_at)
         SELECT cid, agent_key,
@@ -271,7 +271,7 @@ def _plan_sql(journeys: int, messages: int, hot_index: int, hot_messages: int) -
         """,
         # Turns of four: user, assistant tool call, tool result, assistant reply.
         """
-        INSERT INTO agent_runtime_journeymessage (conversation_id, seq, role, content,
+        INSERT INTO arf_message (conversation_id, seq, role, content,
             tool_calls, tool_call_id, name, metadata, created_at)
         SELECT p.cid, s,
                CASE s % 4 WHEN 0 THEN 'user' WHEN 1 THEN 'assistant' WHEN 2 THEN 'tool'
@@ -294,7 +294,7 @@ def _plan_sql(journeys: int, messages: int, hot_index: int, hot_messages: int) -
         # Per step transition t (1..k): a run with tool.call, journey.step_changed and
         # assistant.message; every fifth conversation an http.* idempotency record.
         f"""
-        INSERT INTO agent_runtime_journeyevent (conversation_id, agent_key, run_id, seq, type,
+        INSERT INTO arf_event (conversation_id, agent_key, run_id, seq, type,
             payload, created_at)
         SELECT p.cid, p.agent_key, md5('run-' || p.i || '-' || t)::uuid, e.seq, e.type,
                CASE e.type
@@ -314,7 +314,7 @@ def _plan_sql(journeys: int, messages: int, hot_index: int, hot_messages: int) -
         WHERE p.i <> {hot_index}
         """,
         f"""
-        INSERT INTO agent_runtime_journeyevent (conversation_id, agent_key, run_id, seq, type,
+        INSERT INTO arf_event (conversation_id, agent_key, run_id, seq, type,
             payload, created_at)
         SELECT p.cid, '', md5('http-' || p.i)::uuid, 0, 'http.idempotency',
                jsonb_build_object('status', 200), p.updated_at
@@ -323,7 +323,7 @@ def _plan_sql(journeys: int, messages: int, hot_index: int, hot_messages: int) -
         # The big conversation: one run per turn (tool.call + assistant.message) and a
         # step change every tenth turn (a journey that keeps going back and forth).
         f"""
-        INSERT INTO agent_runtime_journeyevent (conversation_id, agent_key, run_id, seq, type,
+        INSERT INTO arf_event (conversation_id, agent_key, run_id, seq, type,
             payload, created_at)
         SELECT p.cid, p.agent_key, md5('hot-run-' || t)::uuid, e.seq, e.type,
                CASE e.type
@@ -407,7 +407,7 @@ def _pages(data: dict[str, Any]) -> list[tuple[str, str, str | None]]:
         "updated_at__lt": str(midnight + dt.timedelta(days=1)),
     }
     # Page 50 at the large scale; the last page when the small scale has fewer.
-    last_page = min(50, max(1, data["counts"]["agent_runtime_journey"] // 50))
+    last_page = min(50, max(1, data["counts"]["arf_journey"] // 50))
     return [
         ("list: default", ADMIN, "step 2 of 4"),
         ("list: agent", f"{ADMIN}?agent=onboarding-agent", "step 4 of 4"),
@@ -508,7 +508,7 @@ def _full_scans(plan: list[str]) -> list[str]:
     """Seq scans of the big tables in a plan (a sign of a missing index)."""
     scans = []
     for line in plan:
-        match = re.search(r"Seq Scan on (agent_runtime_\w+)", line)
+        match = re.search(r"Seq Scan on (arf_\w+)", line)
         if match and match.group(1) not in scans:
             scans.append(match.group(1))
     return scans
@@ -521,17 +521,17 @@ def _full_scans(plan: list[str]) -> list[str]:
 SUGGESTED_INDEXES = (
     (
         "bench_journey_agent_step_status",
-        "agent_runtime_journey (agent_key, step, status)",
+        "arf_journey (agent_key, step, status)",
         ("funnel: all time",),
     ),
     (
         "bench_journey_agent_created",
-        "agent_runtime_journey (agent_key, created_at) INCLUDE (step, status)",
+        "arf_journey (agent_key, created_at) INCLUDE (step, status)",
         ("funnel: 30 days",),
     ),
     (
         "bench_journey_status_recent",
-        "agent_runtime_journey (status, updated_at DESC)",
+        "arf_journey (status, updated_at DESC)",
         ("list: status",),
     ),
 )
@@ -552,7 +552,7 @@ def _try_indexes(
             cursor.execute(f"CREATE INDEX {name} ON {definition}")
             cursor.execute("SELECT pg_relation_size(%s)", [name])
             sizes[name] = cursor.fetchone()[0]
-        cursor.execute("VACUUM ANALYZE agent_runtime_journey")
+        cursor.execute("VACUUM ANALYZE arf_journey")
     return before, _measure(client, pages, repeat, warmup), sizes
 
 
@@ -566,16 +566,14 @@ def _mb(value: int) -> str:
 def _describe(name: str, data: dict[str, Any]) -> None:
     counts = data["counts"]
     print(
-        f"{name}: {counts['agent_runtime_journey']:,} journeys, "
-        f"{counts['agent_runtime_conversation']:,} conversations, "
-        f"{counts['agent_runtime_journeymessage']:,} messages "
+        f"{name}: {counts['arf_journey']:,} journeys, "
+        f"{counts['arf_conversation']:,} conversations, "
+        f"{counts['arf_message']:,} messages "
         f"({data['hot_messages']:,} in the big conversation), "
-        f"{counts['agent_runtime_journeyevent']:,} events; "
+        f"{counts['arf_event']:,} events; "
         f"loaded in {data['load_s']:.1f} s, VACUUM ANALYZE {data['vacuum_s']:.1f} s; "
         f"database {_mb(data['db_bytes'])} ("
-        + ", ".join(
-            f"{t.removeprefix('agent_runtime_')} {_mb(b)}" for t, b in data["table_bytes"].items()
-        )
+        + ", ".join(f"{t.removeprefix('arf_')} {_mb(b)}" for t, b in data["table_bytes"].items())
         + ")",
         flush=True,
     )
@@ -629,8 +627,8 @@ def main() -> None:
             results[name] = _measure(client, _pages(data[name]), args.repeat, args.warmup)
 
         small, large = results["small"], results["large"]
-        factor = data["large"]["counts"]["agent_runtime_journey"] / max(
-            1, data["small"]["counts"]["agent_runtime_journey"]
+        factor = data["large"]["counts"]["arf_journey"] / max(
+            1, data["small"]["counts"]["arf_journey"]
         )
         print()
         print(

@@ -182,7 +182,7 @@ class Floor:
     def claim_new(self, cid: Any, token: str) -> None:
         """A new conversation is created already claimed (one INSERT)."""
         self.x(
-            "INSERT INTO agent_runtime_conversation (id, agent_key, session_key, next_seq, "
+            "INSERT INTO arf_conversation (id, agent_key, session_key, next_seq, "
             "lease_token, lease_expires_at, created_at, updated_at) "
             "VALUES (?, 'onboarding-agent', '', 0, ?, ?, ?, ?)",
             (cid, token, self._now(120), self._now(), self._now()),
@@ -198,7 +198,7 @@ class Floor:
         lease = "lease_token = '', lease_expires_at = NULL" if release else "lease_expires_at = ?"
         lease_params = () if release else (self._now(120),)
         row = self.x(
-            "UPDATE agent_runtime_conversation SET next_seq = next_seq + ?, updated_at = ?, "
+            "UPDATE arf_conversation SET next_seq = next_seq + ?, updated_at = ?, "
             f"{lease} WHERE id = ? AND lease_token = ? RETURNING next_seq",
             (len(messages), now, *lease_params, cid, token),
         ).fetchone()
@@ -215,28 +215,28 @@ class Floor:
                 m.get("tool_call_id", ""), "", "{}", now,
             ]
         self.x(
-            "INSERT INTO agent_runtime_journeymessage (conversation_id, seq, role, content, "
+            "INSERT INTO arf_message (conversation_id, seq, role, content, "
             f"tool_calls, tool_call_id, name, metadata, created_at) VALUES {values}",
             params,
         )
         status = "complete" if complete else "active"
         if insert_journey:
             self.x(
-                "INSERT INTO agent_runtime_journey (conversation_id, agent_key, state, "
+                "INSERT INTO arf_journey (conversation_id, agent_key, state, "
                 "state_version, step, status, session_key, turns, total_tokens, created_at, "
                 "updated_at) VALUES (?, 'onboarding-agent', ?, 1, ?, ?, '', ?, ?, ?, ?)",
                 (cid, json.dumps(state), step, status, new_turn, tokens, now, now),
             )
         elif state is not None:
             self.x(
-                "UPDATE agent_runtime_journey SET state = ?, step = ?, status = ?, "
+                "UPDATE arf_journey SET state = ?, step = ?, status = ?, "
                 "turns = turns + ?, total_tokens = total_tokens + ?, updated_at = ? "
                 "WHERE conversation_id = ? AND agent_key = 'onboarding-agent'",
                 (json.dumps(state), step, status, new_turn, tokens, now, cid),
             )
         else:
             self.x(
-                "UPDATE agent_runtime_journey SET turns = turns + ?, "
+                "UPDATE arf_journey SET turns = turns + ?, "
                 "total_tokens = total_tokens + ?, updated_at = ? "
                 "WHERE conversation_id = ? AND agent_key = 'onboarding-agent'",
                 (new_turn, tokens, now, cid),
@@ -251,7 +251,7 @@ class Floor:
             self.claim_new(cid, token)
         else:
             claimed = self.x(
-                "UPDATE agent_runtime_conversation SET lease_token = ?, lease_expires_at = ? "
+                "UPDATE arf_conversation SET lease_token = ?, lease_expires_at = ? "
                 "WHERE id = ? AND (lease_token = '' OR lease_expires_at IS NULL "
                 "OR lease_expires_at < ?)",
                 (token, self._now(120), cid, self._now()),
@@ -259,13 +259,13 @@ class Floor:
             if not claimed:
                 raise RuntimeError("busy")
         row = self.x(
-            "SELECT state FROM agent_runtime_journey WHERE conversation_id = ? "
+            "SELECT state FROM arf_journey WHERE conversation_id = ? "
             "AND agent_key = 'onboarding-agent'", (cid,),
         ).fetchone()
         state = json.loads(row[0]) if row and isinstance(row[0], str) else (row[0] if row else None)
         history = self.x(
             "SELECT role, content, tool_calls, tool_call_id, name FROM "
-            "agent_runtime_journeymessage WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
+            "arf_message WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
             (cid, HISTORY_WINDOW),
         ).fetchall()
         del history
@@ -338,8 +338,7 @@ def _seed_history(count: int, messages: int) -> list[uuid.UUID]:
 def _db_bytes(backend: str) -> int:
     from django.db import connection
 
-    tables = ["agent_runtime_conversation", "agent_runtime_journey",
-              "agent_runtime_journeymessage", "agent_runtime_journeyevent"]
+    tables = ["arf_conversation", "arf_journey", "arf_message", "arf_event"]
     with connection.cursor() as cursor:
         if backend == "sqlite":
             cursor.execute("PRAGMA wal_checkpoint")

@@ -6,9 +6,18 @@ run starts.
 
 from .django_runtime import (
     DjangoRuntimeAdapter,
+    DjangoStateStore,
     RunErrorInfo,
     RunResult,
+    create_django_runtime,
     register_with_agent_runtime_core,
 )
 
-__all__ = ["DjangoRuntimeAdapter", "RunErrorInfo", "RunResult", "register_with_agent_runtime_core"]
+__all__ = [
+    "DjangoRuntimeAdapter",
+    "DjangoStateStore",
+    "RunErrorInfo",
+    "RunResult",
+    "create_django_runtime",
+    "register_with_agent_runtime_core",
+]

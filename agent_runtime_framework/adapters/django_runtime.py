@@ -33,8 +33,10 @@ from ..tools.schema import ToolSchema
 __all__ = [
     "CHECKPOINT_MARKER",
     "DjangoRuntimeAdapter",
+    "DjangoStateStore",
     "RunErrorInfo",
     "RunResult",
+    "create_django_runtime",
     "register_with_agent_runtime_core",
 ]
 
@@ -214,8 +216,11 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
         memory: MemoryManager | None = None,
         config: JourneyConfig | None = None,
         hooks: ExecutorHooks | None = None,
+        backend_client: Any = None,
     ) -> None:
         self.llm_client = llm_client
+        #: Handed to ``create_tools`` unless ``get_backend_client`` is overridden.
+        self.backend_client = backend_client
         self._memory = memory
         self.config = config or self.journey_config or JourneyConfig()
         self.hooks = hooks
@@ -249,8 +254,10 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
         return self.llm_client
 
     def get_backend_client(self, ctx: Any) -> Any:
-        """An object handed to ``create_tools`` (an API client, a service); default None."""
-        return None
+        """An object handed to ``create_tools`` (an API client, a service).
+
+        Default: the ``backend_client`` given to the constructor (None if none was)."""
+        return self.backend_client
 
     async def on_state_change(self, ctx: Any, state: StateT) -> None:
         """Called after every committed state change (already checkpointed)."""
@@ -287,7 +294,7 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
         agent_ctx = _RunAgentContext(
             run_id=run_id,
             conversation_id=conversation_id,
-            input_messages=[dict(m) for m in (getattr(ctx, "input_messages", None) or ())],
+            input_messages=list(getattr(ctx, "input_messages", None) or ()),
             metadata=metadata,
             cancelled=self._cancel_check(ctx, run_id),
             run_context=ctx,
@@ -461,3 +468,39 @@ class _ErrorSeen(ExecutorHooks):
 
 
 register_with_agent_runtime_core()
+
+
+class DjangoStateStore:
+    """A state dict kept in django_agent_runtime's run checkpoints (0.3.0).
+
+    ``load()`` reads ``ctx.get_state()``, ``save(state)`` calls ``ctx.checkpoint(state)``.
+    That state is scoped to one run; ``DjangoRuntimeAdapter`` itself keeps journey state
+    per conversation in this app's tables and does not need this class.
+    """
+
+    def __init__(self, ctx: Any, agent_key: str) -> None:
+        self._ctx = ctx
+        self._agent_key = agent_key
+        self._cached: dict[str, Any] | None = None
+
+    async def load(self) -> dict[str, Any] | None:
+        if self._cached is None:
+            self._cached = await self._ctx.get_state() or None
+        return self._cached
+
+    async def save(self, state: dict[str, Any]) -> None:
+        self._cached = state
+        await self._ctx.checkpoint(state)
+
+
+AdapterT = TypeVar("AdapterT", bound=DjangoRuntimeAdapter[Any, Any, Any])
+
+
+def create_django_runtime(
+    agent_class: type[AdapterT],
+    llm_client: Any = None,
+    backend_client: Any = None,
+    **kwargs: Any,
+) -> AdapterT:
+    """``agent_class(llm_client=..., backend_client=..., **kwargs)`` (0.3.0's factory)."""
+    return agent_class(llm_client=llm_client, backend_client=backend_client, **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from ..executor.loop import ToolCallRecord
@@ -14,12 +14,17 @@ __all__ = ["AgentContext", "AgentMessage", "AgentResult", "JourneyConfig"]
 
 @dataclass(slots=True)
 class AgentContext:
-    """One run: which conversation, what the user said, and host metadata."""
+    """One run: which conversation, what the user said, and host metadata.
+
+    ``input_messages`` may hold dicts, ``AgentMessage`` or ``StoredMessage`` objects
+    (0.3.0 callers pass ``AgentMessage``); the agent normalizes them once when the run
+    starts (``agent_runtime_framework.messages.as_message``).
+    """
 
     #: Hosts give one; when left None a UUID is made on first use (``ensure_run_id``).
     run_id: Any = None
     conversation_id: Any = None
-    input_messages: list[dict[str, Any]] = field(default_factory=list)
+    input_messages: list[Any] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Polled between LLM calls; True ends the run cleanly.
     cancelled: Callable[[], bool] | None = None
@@ -29,6 +34,18 @@ class AgentContext:
         if self.run_id is None:
             self.run_id = uuid.uuid4()
         return self.run_id
+
+    def get_user_message(self) -> str | None:
+        """The text of the last user message of this run, if any (0.3.0)."""
+        for message in reversed(self.input_messages):
+            get = message.get if isinstance(message, dict) else message.__getattribute__
+            try:
+                role, content = get("role"), get("content")
+            except AttributeError:
+                continue
+            if role == "user" and isinstance(content, str):
+                return content
+        return None
 
     @classmethod
     def for_message(cls, conversation_id: Any, text: str, **metadata: Any) -> AgentContext:
@@ -42,10 +59,12 @@ class AgentMessage:
     """A chat message in OpenAI form."""
 
     role: str
-    content: str | None = None
+    content: Any = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
     name: str | None = None
+    #: Kept with the message by hosts that store it; never sent to the model.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"role": self.role, "content": self.content}
@@ -65,6 +84,7 @@ class AgentMessage:
             tool_calls=data.get("tool_calls"),
             tool_call_id=data.get("tool_call_id"),
             name=data.get("name"),
+            metadata=dict(data.get("metadata") or {}),
         )
 
 
@@ -79,7 +99,7 @@ class AgentResult:
     usage: dict[str, int] = field(default_factory=dict)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     iterations: int = 0
-    stopped_reason: str = "completed"
+    stopped_reason: str = "text_response"
     step: Any = None
     complete: bool = False
     #: Set when a tool asked to hand the user back to the intent router.
@@ -109,3 +129,31 @@ class JourneyConfig:
     #: Human-readable name (admin, graphs); defaults to the key.
     name: str | None = None
     description: str = ""
+    #: Tools whose call ends the run at once; the tool's result is the reply (0.3.0).
+    terminal_tools: set[str] = field(default_factory=set)
+    #: At a terminal step, a user message containing one of these gets no model call and
+    #: an empty reply (0.3.0's ``is_closing_message``).
+    closing_phrases: list[str] = field(
+        default_factory=lambda: ["thank you", "thanks", "bye", "goodbye"]
+    )
+
+    #: 0.3.0's name of ``max_iterations`` (also readable and settable as an attribute).
+    max_tool_iterations: InitVar[int | None] = None
+
+    def __post_init__(self, max_tool_iterations: int | None) -> None:
+        if max_tool_iterations is not None:
+            self.max_iterations = max_tool_iterations
+
+
+def _get_max_tool_iterations(self: JourneyConfig) -> int:
+    return self.max_iterations
+
+
+def _set_max_tool_iterations(self: JourneyConfig, value: int) -> None:
+    self.max_iterations = value
+
+
+# After the dataclass is made, so that the InitVar above stays a constructor argument.
+JourneyConfig.max_tool_iterations = property(  # type: ignore[assignment,method-assign]
+    _get_max_tool_iterations, _set_max_tool_iterations
+)

@@ -8,17 +8,19 @@ reply. A failure later in the turn therefore loses nothing already committed.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Coroutine, Sequence
 from typing import Any, Generic, TypeVar, cast
 
 from ..executor.hooks import CompositeHooks, ExecutorHooks
 from ..executor.loop import LLMExecutor, LLMExecutorConfig, StepView, ToolCallRecord
-from ..memory.manager import CommitInfo, MemoryManager, build_memory_context, close_open_tool_calls
+from ..messages import as_message
+from ..memory.manager import CommitInfo, MemoryManager, close_open_tool_calls, history_window
 from ..state.serializer import StateSerializer
 from ..tools.base import BaseJourneyTools
 from ..tools.executors import ToolExecutor
 from ..tools.schema import ToolSchema
+from .base import BaseAgent
 from .context import AgentContext, AgentResult, JourneyConfig
 
 __all__ = ["JourneyAgent", "JourneyDefaults", "JourneyToolExecutor", "new_input_messages"]
@@ -37,23 +39,26 @@ class JourneyToolExecutor(ToolExecutor):
         self.agent = agent
         self.tools = tools
 
-    def execute(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, Any]:
+    def run_tool(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, Any]:  # type: ignore[override]
         # Hands back ``execute_tool``'s coroutine for the loop to await: one layer fewer.
         return self.agent.execute_tool(self.tools, name, arguments)
 
 
-def new_input_messages(input_messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def new_input_messages(input_messages: Sequence[Any]) -> list[dict[str, Any]]:
     """The messages a run brings that are not yet history: the trailing user messages.
 
     Hosts such as django_agent_runtime prepend earlier messages to ``input_messages``;
     the stored history is the source of truth, so only what follows the last
-    assistant/tool message is new.
+    assistant/tool message is new. This is the boundary where a run's input enters:
+    each message (dict, ``AgentMessage``, ``StoredMessage``) becomes a plain dict with
+    its text made safe (``messages.as_message``).
     """
     new: list[dict[str, Any]] = []
     for message in reversed(input_messages):
-        role = message.get("role")
+        normalized = as_message(message)
+        role = normalized["role"]
         if role == "user":
-            new.append(dict(message))
+            new.append(normalized)
         elif role != "system":
             break
     new.reverse()
@@ -109,7 +114,7 @@ class JourneyDefaults(Generic[StateT, ToolsT, StepT]):
         return bool(is_terminal()) if is_terminal is not None else False
 
 
-class JourneyAgent(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
+class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
     """Base class of a journey; implement the six methods of the seed (three have defaults).
 
     ``tools_class`` (a ``BaseJourneyTools`` subclass with ``@tool`` methods) gives
@@ -201,7 +206,16 @@ class JourneyAgent(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
             max_consecutive_tool_failures=c.max_consecutive_tool_failures,
             stream=c.stream,
             llm_kwargs=dict(c.llm_kwargs),
+            terminal_tools=set(c.terminal_tools),
         )
+
+    def is_closing_message(self, message: str) -> bool:
+        """Whether ``message`` closes the conversation ("thanks", "bye"; 0.3.0).
+
+        At a terminal step such a message gets an empty reply without a model call.
+        """
+        text = message.lower().strip()
+        return any(phrase in text for phrase in self.config.closing_phrases)
 
     # -- the turn --------------------------------------------------------------------------
     async def run(self, ctx: AgentContext, *, hooks: ExecutorHooks | None = None) -> AgentResult:
@@ -231,10 +245,16 @@ class JourneyAgent(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
             history = (
                 loaded.messages
                 if limit is None
-                else build_memory_context(loaded.messages, max_messages=limit)
+                else history_window(loaded.messages, max_messages=limit)
             )
             repaired = close_open_tool_calls(history)
             history.extend(new_input)
+
+            if self.is_terminal_state(state) and self._closing(new_input):
+                # 0.3.0: a "thank you" after the end needs no model call and no reply.
+                await memory.commit(conversation_id, key, messages=repaired + new_input)
+                return AgentResult("", state, new_input, step=getattr(state, "step", None),
+                                   complete=True)
 
             tools = self.create_tools(state, ctx)
             holder = _StateHolder(self, state, tools)
@@ -243,6 +263,17 @@ class JourneyAgent(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
             last_complete = False  # is_terminal_state at the last commit
             committed = 0  # messages of the executor's run already committed
             new_turn = True
+            if pending and not memory.commits_in_process:
+                # Durable before the model is called: a turn killed mid-call keeps what
+                # the user said (an in-process store would lose it with the process anyway).
+                await memory.commit(
+                    conversation_id,
+                    key,
+                    messages=pending,
+                    info=CommitInfo(getattr(state, "step", None), False, 0, True),
+                )
+                pending.clear()
+                new_turn = False
 
             async def after_tool_call(
                 record: ToolCallRecord, run_messages: list[dict[str, Any]]
@@ -327,6 +358,10 @@ class JourneyAgent(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
                 complete,  # complete
                 getattr(tools, "handoff_requested", None),  # handoff
             )
+
+    def _closing(self, new_input: list[dict[str, Any]]) -> bool:
+        text = new_input[-1].get("content") if new_input else None
+        return isinstance(text, str) and bool(text) and self.is_closing_message(text)
 
     def _get_executor(self) -> LLMExecutor:
         if self._executor is None or self._executor.llm_client is not self.llm_client:

@@ -8,6 +8,7 @@ a journey hands the user back with ``tools.request_handoff()``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from enum import Enum
 from typing import Any, Generic, TypeVar
@@ -87,9 +88,13 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         )
 
     async def route(
-        self, ctx: AgentContext, hooks: ExecutorHooks | None = None
+        self, ctx: AgentContext, hooks: ExecutorHooks | None = None, *, stored: bool = False
     ) -> tuple[JourneyT | None, str, AgentResult | None]:
-        """Pick a journey for this turn's message: (journey, how, clarifying reply)."""
+        """Pick a journey for this turn's message: (journey, how, clarifying reply).
+
+        ``stored``: the turn's user messages are already in the history (the router stores
+        them before calling the model, so a failed call loses nothing).
+        """
         chosen: list[JourneyT] = []
 
         def choose(journey: JourneyT) -> Any:
@@ -112,7 +117,7 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         )
         history = await self.memory.conversation_store.get_messages(conversation_id)
         outcome = await executor.run(
-            [*history, *new_input],
+            history if stored else [*history, *new_input],
             tools=self.router.get_tool_schemas(),
             system_prompt=self.routing_prompt,
             cancelled=lambda: bool(chosen),
@@ -131,7 +136,9 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             iterations=outcome.iterations,
             stopped_reason=outcome.stopped_reason,
         )
-        await self.memory.append_messages(conversation_id, reply.messages)
+        await self.memory.append_messages(
+            conversation_id, reply.messages[len(new_input) :] if stored else reply.messages
+        )
         return None, "none", reply
 
     async def run(self, ctx: AgentContext, *, hooks: ExecutorHooks | None = None) -> AgentResult:
@@ -148,14 +155,25 @@ class RoutedJourneyAgent(Generic[JourneyT]):
     ) -> AgentResult:
         journey = await self.current_journey(conversation_id)
         routed_by = None
+        stored: list[dict[str, Any]] = []
         if journey is None:
-            journey, routed_by, reply = await self.route(ctx, hooks)
+            if not self.memory.commits_in_process:
+                # The user's message is durable before the routing model is called; the
+                # journey then finds it in the history rather than in the input.
+                stored = new_input_messages(ctx.input_messages)
+                if stored:
+                    await self.memory.append_messages(conversation_id, stored)
+            journey, routed_by, reply = await self.route(ctx, hooks, stored=bool(stored))
             if journey is None:
                 assert reply is not None
                 return reply
             await self._choose(conversation_id, journey, routed_by)
+            if stored:
+                ctx = dataclasses.replace(ctx, input_messages=[])
         agent = self.agents[journey]
         result = await agent.run(ctx, hooks=hooks)
+        if stored:
+            result.messages[:0] = stored
         result.metadata["journey"] = _plain(journey)
         result.metadata["agent_key"] = agent.key
         if routed_by:

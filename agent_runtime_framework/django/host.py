@@ -349,11 +349,21 @@ def _idempotency_run_id(cid: uuid.UUID, key: str) -> uuid.UUID:
     return uuid.uuid5(_IDEMPOTENCY_NS, f"{cid}:{key}")
 
 
-def owns(conversation: Mapping[str, Any], user_id: Any, session_key: str) -> bool:
+def owns(
+    conversation: Mapping[str, Any],
+    user_id: Any,
+    session_key: str,
+    *,
+    reach_ownerless: bool = True,
+) -> bool:
     """Whether a caller owns a conversation row: the same user, or (no user) the same
-    anonymous session. Without either, only conversations that have neither (CLI use)."""
+    anonymous session. A caller with neither reaches only conversations that have neither
+    (made from code or the CLI), and only with ``reach_ownerless``: the HTTP API passes
+    False, so over HTTP such a conversation is nobody's."""
     if user_id is not None:
         return bool(conversation["owner_id"] == user_id)
+    if not session_key and not reach_ownerless:
+        return False
     return conversation["owner_id"] is None and conversation["session_key"] == session_key
 
 
@@ -365,6 +375,7 @@ def _begin_sync(
     create: bool,
     idempotency_key: str | None,
     stale_after: float,
+    reach_ownerless: bool = True,
 ) -> tuple[str, dict[str, Any] | None]:
     """Check access (create the row if allowed), claim the idempotency key.
 
@@ -377,9 +388,11 @@ def _begin_sync(
     if row is None:
         if not create or agent_key is None:
             raise ConversationNotFound(cid)
-        ensure_conversation_sync(cid, agent_key, user_id, session_key)
         row = {"agent_key": agent_key, "owner_id": user_id, "session_key": session_key}
-    if not owns(row, user_id, session_key):
+        if not owns(row, user_id, session_key, reach_ownerless=reach_ownerless):
+            raise ConversationNotFound(cid)  # it would be nobody's: do not create it
+        ensure_conversation_sync(cid, agent_key, user_id, session_key)
+    elif not owns(row, user_id, session_key, reach_ownerless=reach_ownerless):
         raise ConversationNotFound(cid)
     if agent_key is not None and row["agent_key"] != agent_key:
         raise ValueError(
@@ -577,7 +590,7 @@ async def _run_runcontext_runtime(
         progress=progress_of(journey_agent, step, output.get("state")),
         state=_state_dict(output.get("state")),
         complete=bool(output.get("complete", False)),
-        stopped_reason=str(output.get("stopped_reason") or "completed"),
+        stopped_reason=str(output.get("stopped_reason") or "text_response"),
         usage=dict(getattr(result, "usage", None) or {}),
         run_id=str(run_id),
     )
@@ -599,12 +612,14 @@ async def run_turn(
     idempotency_key: str | None = None,
     *,
     create: bool = True,
+    reach_ownerless: bool = True,
 ) -> TurnResult:
     """Play one user message on a conversation and return the turn's result.
 
     ``conversation_id`` None starts a new conversation. ``user`` (a user or pk), else
     ``session_key`` (anonymous), must own an existing conversation, else
-    ``ConversationNotFound``; with neither, only ownerless conversations are reachable.
+    ``ConversationNotFound``; with neither, only ownerless conversations are reachable,
+    and none with ``reach_ownerless=False`` (the HTTP API: see ``owns``).
     ``agent_key`` None means the conversation's own agent; ``create=False`` refuses to
     create a missing conversation. Raises ``UnknownAgent``,
     ``JourneyBusy`` (another turn holds it), ``RequestInProgress`` (same idempotency key
@@ -621,7 +636,15 @@ async def run_turn(
 
     stale_after = float(app_settings().LEASE_SECONDS)
     key, stored = await run_db(
-        _begin_sync, cid, agent_key, user_id, session, create, idempotency_key, stale_after
+        _begin_sync,
+        cid,
+        agent_key,
+        user_id,
+        session,
+        create,
+        idempotency_key,
+        stale_after,
+        reach_ownerless,
     )
     if stored is not None:
         return TurnResult.from_dict(stored, replayed=True)

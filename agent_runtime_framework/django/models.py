@@ -6,6 +6,14 @@ endpoint), the per-conversation claim that serialises turns, and the next messag
 sequence number (so appending never needs a MAX() over the history). A routed
 conversation has several journey rows (the router's and each journey's) but one owner,
 one claim and one ordered history.
+
+Table names carry our own prefix, ``arf_`` (index and constraint names: ``art_``), never
+``agent_runtime_`` or ``agent_step_``: those belong to django_agent_runtime, which may be
+installed next to this app (its ``agent_runtime_conversation`` would collide with the name
+Django derives from our app label). Migration 0003 renames the tables of a database that the
+first 0001 created under the derived names. The reverse accessors on the user model carry the
+prefix too (``user.arf_conversations``, ``user.arf_journeys``): django_agent_runtime's
+conversation already takes ``user.agent_conversations``.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ class Conversation(models.Model):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        related_name="agent_conversations",
+        related_name="arf_conversations",
     )
     #: Anonymous conversations belong to a session.
     session_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
@@ -49,6 +57,7 @@ class Conversation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "arf_conversation"
         indexes = [
             models.Index(fields=["owner", "-updated_at"], name="art_conv_owner_recent"),
             models.Index(fields=["session_key", "-updated_at"], name="art_conv_session_recent"),
@@ -76,7 +85,7 @@ class Journey(models.Model):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        related_name="agent_journeys",
+        related_name="arf_journeys",
     )
     session_key = models.CharField(max_length=64, blank=True, default="")
     turns = models.PositiveIntegerField(default=0)
@@ -86,6 +95,7 @@ class Journey(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "arf_journey"
         constraints = [
             models.UniqueConstraint(
                 fields=["agent_key", "conversation"], name="art_journey_unique_per_conversation"
@@ -130,6 +140,7 @@ class JourneyMessage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "arf_message"
         ordering = ["conversation", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["conversation", "seq"], name="art_message_unique_seq")
@@ -161,6 +172,7 @@ class JourneyEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "arf_event"
         ordering = ["id"]
         indexes = [
             models.Index(fields=["conversation", "id"], name="art_event_conversation"),

@@ -14,7 +14,7 @@ from django.urls import NoReverseMatch, reverse
 
 from .conf import app_settings
 
-__all__ = ["DOCUMENTED_PATHS", "openapi_document"]
+__all__ = ["DOCUMENTED_PATHS", "ERROR_CODES", "openapi_document"]
 
 _JSON = "application/json"
 
@@ -29,12 +29,41 @@ DOCUMENTED_PATHS = (
 )
 
 
+#: Every error ``code`` the API answers with, by status: the Error schema's enum, kept
+#: here so that a test can hold every answer of the API against it.
+ERROR_CODES: dict[int, tuple[str, ...]] = {
+    400: (
+        "invalid_request",
+        "invalid_json",
+        "missing_field",
+        "invalid_field",
+        "unknown_agent",
+        "invalid_idempotency_key",
+        "invalid_last_event_id",
+    ),
+    403: ("authentication_required", "csrf_failed"),
+    404: ("not_found",),
+    405: ("method_not_allowed",),
+    409: ("conversation_busy", "request_in_progress", "agent_unavailable"),
+    413: ("body_too_large",),
+    415: ("unsupported_media_type",),
+    422: ("message_too_long",),
+    500: ("internal_error",),
+    502: ("llm_error",),
+    503: ("llm_not_configured",),
+}
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {_JSON: {"schema": _ref("Error")}}}
+def _error(status: int, description: str) -> dict[str, Any]:
+    codes = ", ".join(ERROR_CODES[status])
+    return {
+        "description": f"{description} (code: {codes})",
+        "content": {_JSON: {"schema": _ref("Error")}},
+    }
 
 
 def _ok(description: str, schema: str) -> dict[str, Any]:
@@ -60,7 +89,11 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                     "type": "object",
                     "required": ["code", "message", "details"],
                     "properties": {
-                        "code": {"type": "string", "example": "message_too_long"},
+                        "code": {
+                            "type": "string",
+                            "enum": sorted({c for codes in ERROR_CODES.values() for c in codes}),
+                            "example": "message_too_long",
+                        },
                         "message": {"type": "string"},
                         "details": {"type": "object", "additionalProperties": True},
                     },
@@ -237,24 +270,37 @@ def _conversation_param() -> dict[str, Any]:
 
 def _paths() -> dict[str, Any]:
     auth_errors = {
-        "403": _error("Not logged in (and anonymous use is off), or the CSRF check failed"),
+        "403": _error(403, "Not logged in (and anonymous use is off), or the CSRF check failed"),
+    }
+    not_found = {
+        "404": _error(
+            404,
+            "No such conversation for this caller: unknown, someone else's, or made from "
+            "code with no owner (same answer for all)",
+        ),
     }
     body_errors = {
-        "400": _error("Malformed JSON, a missing or wrong-typed field, unknown agent"),
-        "413": _error("Body larger than MAX_BODY_BYTES"),
-        "415": _error("Body is not application/json"),
-        "422": _error("Message longer than MAX_MESSAGE_CHARS"),
+        "400": _error(
+            400,
+            "Malformed request: a lying Content-Length, malformed or too deeply nested JSON, "
+            "not a JSON object, a missing or wrong-typed field, an unknown agent, a bad "
+            "Idempotency-Key",
+        ),
+        "413": _error(413, "Body larger than MAX_BODY_BYTES"),
+        "415": _error(415, "Body is not application/json (checked before the CSRF check)"),
+        "422": _error(422, "Message longer than MAX_MESSAGE_CHARS"),
     }
     turn_errors = {
         "409": {
             **_error(
-                "The conversation is busy with another turn, or the same "
-                "Idempotency-Key is still being processed"
+                409,
+                "The conversation is busy with another turn, the same Idempotency-Key is "
+                "still being processed, or the conversation's agent is no longer registered",
             ),
             "headers": _RETRY_AFTER,
         },
-        "502": _error("The language model provider failed (code llm_error)"),
-        "503": _error("No language model is configured"),
+        "502": _error(502, "The language model provider failed"),
+        "503": _error(503, "No language model is configured"),
     }
     return {
         "/agents": {
@@ -296,7 +342,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _ok("The conversation", "ConversationDetail"),
                     **auth_errors,
-                    "404": _error("No such conversation for this caller"),
+                    **not_found,
                 },
             }
         },
@@ -322,7 +368,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _ok("The turn", "Turn"),
                     **auth_errors,
-                    "404": _error("No such conversation for this caller"),
+                    **not_found,
                     **body_errors,
                     **turn_errors,
                 },
@@ -359,9 +405,9 @@ def _paths() -> dict[str, Any]:
                         "description": "The event stream",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
-                    "400": _error("Last-Event-ID is not an event id"),
+                    "400": _error(400, "Last-Event-ID is not an event id"),
                     **auth_errors,
-                    "404": _error("No such conversation for this caller"),
+                    **not_found,
                 },
             }
         },
@@ -406,7 +452,9 @@ def openapi_document(request: HttpRequest | None = None) -> dict[str, Any]:
             "description": (
                 "Journey-based conversational agents. Session authentication; POSTs need the "
                 "X-CSRFToken header (value of the csrftoken cookie). Errors are "
-                '{"error": {"code", "message", "details"}}.'
+                '{"error": {"code", "message", "details"}}; a method an operation does not '
+                "list answers 405 (method_not_allowed, with an Allow header). A client's "
+                "mistake never gets a 5xx."
             ),
         },
         "servers": [{"url": _server_url(request)}],

@@ -526,14 +526,6 @@ class DjangoConversationStore(ConversationStore):
         cid = conversation_uuid(conversation_id)
         return await run_db(_count_sync, cid)
 
-    async def save_messages(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
-        """Store a full history: appends what is beyond the stored count, in one transaction.
-
-        A list shorter than the stored history is refused (history is append-only).
-        """
-        cid = conversation_uuid(conversation_id)
-        await run_db(_save_messages_sync, cid, list(messages))
-
     async def clear(self, conversation_id: Any) -> None:
         cid = conversation_uuid(conversation_id)
         await run_db(_clear_sync, cid)
@@ -542,24 +534,6 @@ class DjangoConversationStore(ConversationStore):
 def _count_sync(cid: uuid.UUID) -> int:
     value = Conversation.objects.filter(id=cid).values_list("next_seq", flat=True).first()
     return int(value or 0)
-
-
-def _save_messages_sync(cid: uuid.UUID, messages: list[dict[str, Any]]) -> None:
-    with transaction.atomic():
-        stored = (
-            Conversation.objects.select_for_update()
-            .filter(id=cid)
-            .values_list("next_seq", flat=True)
-            .first()
-        ) or 0
-        if len(messages) < stored:
-            raise ValueError(
-                f"Conversation {cid} has {stored} stored messages; save_messages got "
-                f"{len(messages)}. History is append-only: pass the full history, or use "
-                "append_messages() for new messages"
-            )
-        if len(messages) > stored:
-            _append_sync(cid, messages[stored:])
 
 
 def _clear_sync(cid: uuid.UUID) -> None:

@@ -4,7 +4,8 @@ Every error is ``{"error": {"code", "message", "details"}}`` with a 4xx status (
 for failures that are not the caller's: 502 when the model provider fails, 503 when no
 model is configured, 500 for bugs). A conversation belongs to its owner (a user, or an
 anonymous session when ``ALLOW_ANONYMOUS`` is on); anyone else gets 404, as for a
-conversation that does not exist. POSTs are CSRF-checked the Django way (the
+conversation that does not exist, and a conversation with neither (made from code or the
+CLI) is nobody's over HTTP. POSTs are CSRF-checked the Django way (the
 ``X-CSRFToken`` header from the ``csrftoken`` cookie), with a JSON 403 when the check fails.
 """
 
@@ -16,12 +17,12 @@ import logging
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware, get_token
@@ -70,6 +71,8 @@ SSE_POLL_SECONDS = 2.0
 MAX_LISTED_CONVERSATIONS = 100
 #: Messages returned by the detail view at most (the most recent ones).
 MAX_DETAIL_MESSAGES = 1000
+#: The largest event id (the table's id is a 64-bit integer).
+MAX_EVENT_ID = 2**63 - 1
 
 _IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
@@ -116,6 +119,16 @@ def error_response(
     return response
 
 
+def _body_too_large() -> ApiError:
+    limit = int(app_settings().MAX_BODY_BYTES)
+    return ApiError(
+        413,
+        "body_too_large",
+        f"The request body is larger than {limit} bytes",
+        {"max_bytes": limit},
+    )
+
+
 def _not_found(conversation_id: Any) -> ApiError:
     return ApiError(
         404, "not_found", "Conversation not found", {"conversation_id": str(conversation_id)}
@@ -127,6 +140,14 @@ def _map_exception(exc: BaseException, conversation_id: Any = None) -> ApiError 
     cid = {"conversation_id": str(conversation_id)} if conversation_id is not None else {}
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, RequestDataTooBig):
+        return _body_too_large()
+    if isinstance(exc, BadRequest | SuspiciousOperation):
+        # Django's verdict on a malformed or hostile request: the client's fault.
+        logger.warning("rejected a bad request: %s: %s", type(exc).__name__, exc)
+        return ApiError(
+            400, "invalid_request", "The request is malformed", {"reason": str(exc)[:200]}
+        )
     if isinstance(exc, ConversationNotFound):
         return _not_found(exc.conversation_id)
     if isinstance(exc, UnknownAgent):
@@ -196,6 +217,7 @@ def api_view(*methods: str) -> Callable[[ViewFunc], Any]:
                 )
             try:
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    _require_json_body(request)
                     await _check_csrf(request)
                 return await view(request, *args, **kwargs)
             except Exception as exc:
@@ -227,6 +249,25 @@ class _CsrfCheck(CsrfViewMiddleware):
         return _CsrfRejected(reason)
 
 
+def _require_json_body(request: HttpRequest) -> None:
+    """415 for a body that is not JSON, before the CSRF check.
+
+    Django's CSRF check reads ``request.POST``, which parses a form body (multipart or
+    urlencoded) and raises on a malformed one. Every POST here takes JSON, so a form body
+    is refused before anything parses it; for any other type ``request.POST`` stays empty
+    without reading the body, and the CSRF check runs exactly as Django's.
+    """
+    # Django's own parse of the header, the one request.POST decides by.
+    content_type = (getattr(request, "content_type", None) or "").lower()
+    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the body as application/json",
+            {"content_type": content_type[:100]},
+        )
+
+
 async def _check_csrf(request: HttpRequest) -> None:
     if getattr(settings, "CSRF_USE_SESSIONS", False) and hasattr(request, "session"):
         await request.session.aget("_csrftoken")  # load the session without blocking
@@ -242,11 +283,29 @@ async def _check_csrf(request: HttpRequest) -> None:
 
 @dataclass(slots=True)
 class Caller:
-    """Who is asking: a user, or an anonymous session."""
+    """Who is asking: a user, or an anonymous session (none yet: owns nothing)."""
 
     user: Any
     user_id: Any
     session_key: str
+
+    @property
+    def identified(self) -> bool:
+        return self.user_id is not None or bool(self.session_key)
+
+    def owns(self, row: Mapping[str, Any]) -> bool:
+        """The API's one ownership rule, for every endpoint (and ``run_turn``'s with
+        ``reach_ownerless=False``): a user's conversation is that user's, a session's that
+        session's, and one with neither (made from code or the CLI) nobody's."""
+        return owns(row, self.user_id, self.session_key, reach_ownerless=False)
+
+    def owned_filter(self) -> dict[str, Any] | None:
+        """``owns`` as a queryset filter (None: the caller owns nothing)."""
+        if self.user_id is not None:
+            return {"owner_id": self.user_id}
+        if self.session_key:
+            return {"owner_id": None, "session_key": self.session_key}
+        return None
 
 
 def _resolve_caller_sync(request: HttpRequest, create_session: bool) -> Caller:
@@ -295,34 +354,18 @@ def _parse_conversation_id(value: str) -> uuid.UUID:
 
 
 def _read_json(request: HttpRequest) -> dict[str, Any]:
+    """The body as a JSON object (its media type was checked by ``api_view``)."""
     limit = int(app_settings().MAX_BODY_BYTES)
     declared = request.META.get("CONTENT_LENGTH")
     try:
         declared_size = int(declared) if declared else 0
     except ValueError:
         raise ApiError(400, "invalid_request", "Content-Length is not a number") from None
-    too_big = ApiError(
-        413,
-        "body_too_large",
-        f"The request body is larger than {limit} bytes",
-        {"max_bytes": limit},
-    )
     if declared_size > limit:
-        raise too_big
-    content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
-    if content_type and content_type != "application/json" and not content_type.endswith("+json"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "Send the body as application/json",
-            {"content_type": content_type},
-        )
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise too_big from None
+        raise _body_too_large()
+    raw = request.body  # RequestDataTooBig: 413 in _map_exception
     if len(raw) > limit:
-        raise too_big
+        raise _body_too_large()
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object")
     try:
@@ -330,6 +373,10 @@ def _read_json(request: HttpRequest) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(
             400, "invalid_json", "The request body is not valid JSON", {"reason": str(exc)[:200]}
+        ) from None
+    except RecursionError:  # nesting deeper than the parser's stack (within the size limit)
+        raise ApiError(
+            400, "invalid_json", "The request body is nested too deeply", {"reason": "depth"}
         ) from None
     if not isinstance(data, dict):
         raise ApiError(
@@ -427,17 +474,12 @@ def _is_router(runtime: Any) -> bool:
     return isinstance(runtime, RoutedJourneyAgent)
 
 
-def _owned_filter(caller: Caller) -> dict[str, Any]:
-    if caller.user_id is not None:
-        return {"owner_id": caller.user_id}
-    return {"owner_id": None, "session_key": caller.session_key}
-
-
 def _list_sync(caller: Caller) -> list[dict[str, Any]]:
-    if caller.user_id is None and not caller.session_key:
+    owned = caller.owned_filter()
+    if owned is None:
         return []
     rows = list(
-        Conversation.objects.filter(**_owned_filter(caller))
+        Conversation.objects.filter(**owned)
         .order_by("-updated_at")
         .values("id", "agent_key", "updated_at")[:MAX_LISTED_CONVERSATIONS]
     )
@@ -460,14 +502,16 @@ def _list_sync(caller: Caller) -> list[dict[str, Any]]:
     return listed
 
 
-def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
-    row = (
-        Conversation.objects.filter(id=cid)
-        .values("id", "agent_key", "owner_id", "session_key")
-        .first()
-    )
-    if row is None or not owns(row, caller.user_id, caller.session_key):
+def _owned_row_sync(cid: uuid.UUID, caller: Caller) -> Mapping[str, Any]:
+    """The conversation's row if the caller owns it, else 404 (as for an unknown id)."""
+    row = Conversation.objects.filter(id=cid).values("agent_key", "owner_id", "session_key").first()
+    if row is None or not caller.owns(row):
         raise _not_found(cid)
+    return row
+
+
+def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
+    row = _owned_row_sync(cid, caller)
     journey = current_journey_row(row["agent_key"], journeys_of_sync([cid]).get(cid, []))
     messages = list(
         JourneyMessage.objects.filter(conversation_id=cid)
@@ -502,12 +546,6 @@ def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
             for m in messages
         ],
     }
-
-
-def _check_owner_sync(cid: uuid.UUID, caller: Caller) -> None:
-    row = Conversation.objects.filter(id=cid).values("owner_id", "session_key").first()
-    if row is None or not owns(row, caller.user_id, caller.session_key):
-        raise _not_found(cid)
 
 
 # -- views --------------------------------------------------------------------------------
@@ -547,7 +585,9 @@ async def conversations_view(request: HttpRequest) -> HttpResponseBase:
         await run_db(ensure_conversation_sync, cid, agent, caller.user_id, caller.session_key)
         return JsonResponse({"conversation_id": str(cid), "agent": agent}, status=201)
     try:
-        turn = await run_turn(agent, cid, message, caller.user, caller.session_key, create=True)
+        turn = await run_turn(
+            agent, cid, message, caller.user, caller.session_key, reach_ownerless=False
+        )
     except Exception as exc:
         error = _map_exception(exc, cid)
         if error is None:
@@ -569,13 +609,22 @@ async def messages_view(request: HttpRequest, conversation_id: str) -> HttpRespo
     """Send a user message; answers with the turn (idempotent with ``Idempotency-Key``)."""
     caller = await _caller(request)
     cid = _parse_conversation_id(conversation_id)
-    if caller.user_id is None and not caller.session_key:
+    if not caller.identified:  # owns nothing: 404 before reading the body
         raise _not_found(cid)
     data = _read_json(request)
     message = _message_field(data, required=True)
     assert message is not None
     key = _idempotency_key(request)
-    turn = await run_turn(None, cid, message, caller.user, caller.session_key, key, create=False)
+    turn = await run_turn(
+        None,
+        cid,
+        message,
+        caller.user,
+        caller.session_key,
+        key,
+        create=False,
+        reach_ownerless=False,
+    )
     response = JsonResponse(turn.to_dict())
     if turn.replayed:
         response["Idempotent-Replayed"] = "true"
@@ -597,8 +646,13 @@ def _last_event_id(request: HttpRequest) -> int:
             "Last-Event-ID must be an event id (an integer)",
             {"last_event_id": raw[:100]},
         ) from None
-    if value < 0:
-        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be >= 0")
+    if not 0 <= value <= MAX_EVENT_ID:
+        raise ApiError(
+            400,
+            "invalid_last_event_id",
+            f"Last-Event-ID must be between 0 and {MAX_EVENT_ID}",
+            {"last_event_id": raw[:100]},
+        )
     return value
 
 
@@ -674,7 +728,7 @@ async def events_view(request: HttpRequest, conversation_id: str) -> HttpRespons
     """``text/event-stream`` of the conversation's events, resumable with Last-Event-ID."""
     caller = await _caller(request)
     cid = _parse_conversation_id(conversation_id)
-    await run_db(_check_owner_sync, cid, caller)
+    await run_db(_owned_row_sync, cid, caller)
     after = _last_event_id(request)
     response = StreamingHttpResponse(_event_stream(cid, after), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

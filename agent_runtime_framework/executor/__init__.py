@@ -1,12 +1,20 @@
-"""The executor layer: the one LLM/tool loop and its hooks."""
+"""The executor layer: the one LLM/tool loop and its hooks.
+
+0.3.0's names are kept: ``Executor``/``ExecutorConfig`` (aliases), ``ExecutionResult``,
+and the tool executors, also importable from ``executor.loop``.
+"""
 
 from .hooks import CompositeHooks, ExecutorHooks, LoggingHooks
 from .loop import (
     STOP_CANCELLED,
+    CallableToolExecutor,
+    MethodToolExecutor,
+    ToolExecutor,
     STOP_COMPLETED,
     STOP_EMPTY_RESPONSE,
     STOP_INVALID_TOOL_CALLS,
     STOP_MAX_ITERATIONS,
+    ExecutionResult,
     Executor,
     ExecutorConfig,
     ExecutorResult,
@@ -18,11 +26,15 @@ from .loop import (
 
 __all__ = [
     "STOP_CANCELLED",
+    "CallableToolExecutor",
+    "MethodToolExecutor",
+    "ToolExecutor",
     "STOP_COMPLETED",
     "STOP_EMPTY_RESPONSE",
     "STOP_INVALID_TOOL_CALLS",
     "STOP_MAX_ITERATIONS",
     "CompositeHooks",
+    "ExecutionResult",
     "Executor",
     "ExecutorConfig",
     "ExecutorHooks",

@@ -6,6 +6,7 @@ unused hooks cost nothing on the hot path.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ __all__ = ["HOOK_NAMES", "CompositeHooks", "ExecutorHooks", "LoggingHooks", "ove
 HOOK_NAMES = (
     "on_iteration_start",
     "on_llm_start",
+    "on_llm_call",
     "on_llm_delta",
     "on_llm_end",
     "on_tool_calls",
@@ -41,6 +43,11 @@ class ExecutorHooks:
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> None:
         """Right before the model is called, with exactly what it is sent."""
+
+    async def on_llm_call(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> None:
+        """0.3.0's name of ``on_llm_start``; called too, for hooks written against 0.3.0."""
 
     async def on_llm_delta(self, delta: str) -> None:
         """A streamed text fragment (only with a streaming client and ``stream=True``)."""
@@ -69,7 +76,11 @@ class ExecutorHooks:
         """A tool moved the journey to another step."""
 
     async def on_complete(self, result: ExecutorResult) -> None:
-        """The run ended (see ``result.stopped_reason``)."""
+        """The run ended (see ``result.stopped_reason``).
+
+        A hook written against 0.3.0 as ``on_complete(self, response, stopped_reason)``
+        is recognised by its signature and called that way.
+        """
 
     async def on_error(self, error: BaseException) -> None:
         """The run failed with an exception (e.g. the model could not be reached)."""
@@ -87,13 +98,29 @@ def overridden_hooks(hooks: ExecutorHooks | None) -> frozenset[str]:
     cls = type(hooks)
     found = _OVERRIDES.get(cls)
     if found is None:
-        found = _OVERRIDES[cls] = frozenset(
+        names = {
             name for name in HOOK_NAMES if getattr(cls, name, None) is not _BASE_METHODS[name]
-        )
+        }
+        if "on_complete" in names and _takes_two_arguments(cls.on_complete):
+            names.discard("on_complete")
+            names.add("on_complete_030")
+        found = _OVERRIDES[cls] = frozenset(names)
     return found
 
 
 _OVERRIDES: dict[type, frozenset[str]] = {}
+
+
+def _takes_two_arguments(method: Any) -> bool:
+    """Whether ``on_complete`` has 0.3.0's ``(response, stopped_reason)`` signature."""
+    try:
+        parameters = list(inspect.signature(method).parameters.values())[1:]  # no self
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2
 
 
 class LoggingHooks(ExecutorHooks):
@@ -155,9 +182,14 @@ class CompositeHooks(ExecutorHooks):
                 flat.extend(h for h in item if h is not None)
         self.hooks = flat
         self._by_name = {
-            name: [h for h in flat if name in overridden_hooks(h)] for name in HOOK_NAMES
+            name: [h for h in flat if name in overridden_hooks(h)]
+            for name in (*HOOK_NAMES, "on_complete_030")
         }
-        self.active = frozenset(name for name, hs in self._by_name.items() if hs)
+        active = {name for name, hs in self._by_name.items() if hs}
+        if "on_complete_030" in active:  # this object's on_complete serves both signatures
+            active.discard("on_complete_030")
+            active.add("on_complete")
+        self.active = frozenset(active)
 
     def add(self, hooks: ExecutorHooks) -> None:
         self.__init__(*self.hooks, hooks)  # type: ignore[misc]
@@ -173,6 +205,11 @@ class CompositeHooks(ExecutorHooks):
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
     ) -> None:
         await self._fan("on_llm_start", messages, tools)
+
+    async def on_llm_call(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> None:
+        await self._fan("on_llm_call", messages, tools)
 
     async def on_llm_delta(self, delta: str) -> None:
         await self._fan("on_llm_delta", delta)
@@ -200,8 +237,18 @@ class CompositeHooks(ExecutorHooks):
     async def on_step_change(self, old_step: Any, new_step: Any) -> None:
         await self._fan("on_step_change", old_step, new_step)
 
-    async def on_complete(self, result: ExecutorResult) -> None:
+    async def on_complete(self, result: Any, stopped_reason: str | None = None) -> None:
+        """Fans out to both signatures; accepts a result, or 0.3.0's (response, reason)."""
+        if stopped_reason is None and hasattr(result, "stopped_reason"):
+            response, reason = result.content, result.stopped_reason
+        else:
+            from .loop import ExecutorResult
+
+            response, reason = result, str(stopped_reason)
+            result = ExecutorResult(str(response), [], [], 0, {}, reason)
         await self._fan("on_complete", result)
+        for h in self._by_name["on_complete_030"]:
+            await h.on_complete(response, reason)  # type: ignore[call-arg,arg-type]
 
     async def on_error(self, error: BaseException) -> None:
         await self._fan("on_error", error)

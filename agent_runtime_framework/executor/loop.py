@@ -23,17 +23,27 @@ from typing import Any
 
 from ..config import is_debug, should_swallow_exceptions
 from ..llm.base import LLMResponse, normalize_usage
+from ..messages import as_messages, clean_json, clean_text, valid_tool_name
 from ..tools.base import stringify_result
-from ..tools.executors import ToolExecutor
+from ..tools.executors import (
+    CallableToolExecutor,
+    MethodToolExecutor,
+    ToolExecutor,
+    tool_runner,
+)
 from ..tools.schema import ArgumentError, ToolSchema
 from .hooks import ExecutorHooks, overridden_hooks
 
 __all__ = [
     "STOP_CANCELLED",
+    "CallableToolExecutor",
+    "MethodToolExecutor",
+    "ToolExecutor",
     "STOP_COMPLETED",
     "STOP_EMPTY_RESPONSE",
     "STOP_INVALID_TOOL_CALLS",
     "STOP_MAX_ITERATIONS",
+    "ExecutionResult",
     "Executor",
     "ExecutorConfig",
     "ExecutorResult",
@@ -45,7 +55,7 @@ __all__ = [
 
 logger = logging.getLogger("agent_runtime_framework.executor")
 
-STOP_COMPLETED = "completed"
+STOP_COMPLETED = "text_response"  # 0.3.0's value: callers compare against it
 STOP_MAX_ITERATIONS = "max_iterations"
 STOP_INVALID_TOOL_CALLS = "invalid_tool_calls"
 STOP_EMPTY_RESPONSE = "empty_response"
@@ -69,6 +79,21 @@ class LLMExecutorConfig:
         "Sorry, something went wrong on my side and I could not finish that. "
         "Could you say it again, perhaps in other words?"
     )
+    #: Tools whose successful call ends the run; its result is the reply and the stop
+    #: reason is ``"terminal_tool:<name>"`` (0.3.0).
+    terminal_tools: set[str] = field(default_factory=set)
+    #: Ask the model to call a tool whenever tools are offered (``tool_choice="required"``).
+    require_tool_call: bool = False
+    #: 0.3.0's switch; a text answer always ends the run here (there is nothing left for
+    #: the model to answer), so only True is accepted.
+    stop_on_text: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.stop_on_text:
+            raise ValueError(
+                "stop_on_text=False is not supported: a text answer ends the run. "
+                "Use terminal_tools or max_iterations to shape the loop."
+            )
 
 
 @dataclass(slots=True)
@@ -113,8 +138,22 @@ class ExecutorResult:
         return self.content
 
     @property
+    def response(self) -> str:
+        """0.3.0's name of ``content``."""
+        return self.content
+
+    @property
+    def tool_calls_made(self) -> int:
+        """How many tool calls were executed or answered (0.3.0)."""
+        return len(self.tool_calls)
+
+    @property
     def completed(self) -> bool:
         return self.stopped_reason == STOP_COMPLETED
+
+
+#: 0.3.0's name of the result type.
+ExecutionResult = ExecutorResult
 
 
 AfterToolCall = Callable[[ToolCallRecord, list[dict[str, Any]]], Awaitable[None]]
@@ -162,7 +201,7 @@ class LLMExecutor:
                 return fixed
 
         return await self.run_in_place(
-            list(messages),  # type: ignore[arg-type]
+            as_messages(messages),
             step_view=step_view,
             tool_executor=tool_executor,
             after_tool_call=after_tool_call,
@@ -206,6 +245,9 @@ class LLMExecutor:
         stopped = STOP_MAX_ITERATIONS
         stream = config.stream and hasattr(self.llm_client, "stream")
         llm_kwargs = config.llm_kwargs
+        if config.require_tool_call:
+            llm_kwargs = {**llm_kwargs, "tool_choice": "required"}
+        terminal = config.terminal_tools
 
         try:
             while iteration < config.max_iterations:
@@ -221,11 +263,16 @@ class LLMExecutor:
                     tool_specs.append(tool.to_openai_format())
                 if "on_llm_start" in active:
                     await hooks.on_llm_start(convo, tool_specs)  # type: ignore[union-attr]
+                if "on_llm_call" in active:
+                    await hooks.on_llm_call(convo, tool_specs)  # type: ignore[union-attr]
                 if stream:
                     response = await self._stream_llm(convo, tool_specs, hooks, active)
                 elif llm_kwargs:
+                    kwargs = llm_kwargs
+                    if not tool_specs and "tool_choice" in kwargs:
+                        kwargs = {k: v for k, v in kwargs.items() if k != "tool_choice"}
                     response = await self.llm_client.generate(
-                        convo, tools=tool_specs or None, **llm_kwargs
+                        convo, tools=tool_specs or None, **kwargs
                     )
                 else:  # the same call without unpacking an empty dict each time
                     response = await self.llm_client.generate(convo, tools=tool_specs or None)
@@ -279,6 +326,11 @@ class LLMExecutor:
                     else:
                         failures += 1
                         record.step_after = record.step_before
+                last = records[-1]
+                if terminal and last.status == "ok" and last.name in terminal:
+                    content = last.result
+                    stopped = f"terminal_tool:{last.name}"
+                    break
                 if failures >= config.max_consecutive_tool_failures:
                     content = config.fallback_reply
                     convo.append({"role": "assistant", "content": content})
@@ -308,6 +360,8 @@ class LLMExecutor:
         )
         if "on_complete" in active:
             await hooks.on_complete(result)  # type: ignore[union-attr]
+        elif "on_complete_030" in active:  # 0.3.0's signature: (response, stopped_reason)
+            await hooks.on_complete(content, stopped)  # type: ignore[union-attr,call-arg,arg-type]
         return result
 
     async def _stream_llm(
@@ -321,7 +375,7 @@ class LLMExecutor:
         stream = self.llm_client.stream(convo, tools=tool_specs or None, **self.config.llm_kwargs)
         async for event in stream:
             if event.delta and "on_llm_delta" in active:
-                await hooks.on_llm_delta(event.delta)  # type: ignore[union-attr]
+                await hooks.on_llm_delta(clean_text(event.delta))  # type: ignore[union-attr]
             if event.response is not None:
                 final = event.response
         if final is None:
@@ -348,6 +402,8 @@ class LLMExecutor:
         arguments: dict[str, Any] | None = None
         problem: ArgumentError | None = None
         if schema is not None and executor is not None and executor.has_tool(name):
+            if type(raw_args) is str and "\\u" in raw_args:
+                raw_args = _clean_escapes(raw_args)
             try:
                 arguments = schema.validate_arguments(raw_args)
             except ArgumentError as exc:
@@ -361,7 +417,7 @@ class LLMExecutor:
         if "on_tool_start" in active:
             await hooks.on_tool_start(name, arguments)  # type: ignore[union-attr]
         try:
-            raw = await executor.execute(name, arguments)  # type: ignore[union-attr]
+            raw = await tool_runner(executor)(name, arguments)
         except Exception as exc:
             if "on_tool_error" in active:
                 await hooks.on_tool_error(name, arguments, exc)  # type: ignore[union-attr]
@@ -370,7 +426,7 @@ class LLMExecutor:
             logger.warning("tool %s raised %s: %s", name, type(exc).__name__, exc)
             error = f"Error executing {name}: {exc}"
             return ToolCallRecord(call["id"], name, arguments, "error", error, step)
-        result = raw if type(raw) is str else stringify_result(raw)
+        result = clean_text(raw if type(raw) is str else stringify_result(raw))
         if "on_tool_end" in active:
             await hooks.on_tool_end(name, result)  # type: ignore[union-attr]
         return ToolCallRecord(call["id"], name, arguments, "ok", result, step, raw_result=raw)
@@ -409,18 +465,27 @@ def _rejection(
 def _normalize_message(
     response: Any, iteration: int
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The answer as an OpenAI-style assistant dict, and its tool calls as plain dicts."""
+    """The answer as an OpenAI-style assistant dict, and its tool calls as plain dicts.
+
+    This is where model output enters, so it is made safe here: text that cannot be
+    stored or streamed is cleaned (``messages.clean_text``), and a tool call whose name a
+    provider would refuse to read back (empty, missing, odd characters) is echoed under
+    the name ``invalid_tool_call``; the call itself keeps the name the model sent, so the
+    error it gets back says what was wrong.
+    """
     try:
         message = response.message
     except AttributeError:
         message = None
-    if type(message) is dict:
-        given = message.get("tool_calls")
-        if not given:
-            if message.get("role") == "assistant" and "tool_calls" not in message:
-                return message, []
-        elif message.get("role") == "assistant" and _well_formed(given):
-            return message, given
+    if type(message) is dict and message.get("role") == "assistant":
+        content = message.get("content")
+        if content is None or (type(content) is str and clean_text(content) is content):
+            given = message.get("tool_calls")
+            if not given:
+                if "tool_calls" not in message:
+                    return message, []
+            elif _well_formed(given):
+                return message, given
     if message is None and isinstance(response, Mapping):
         message = response.get("message", response)
     if message is None:
@@ -430,17 +495,23 @@ def _normalize_message(
         )
     if not isinstance(message, dict):
         message = _as_dict(message)
+    content = message.get("content")
+    if type(content) is str:
+        content = clean_text(content)
+    elif content is not None:
+        content = clean_json(content)
     raw_calls = message.get("tool_calls") or []
     if not raw_calls:
-        if message.get("role") != "assistant" or "tool_calls" in message:
-            message = {"role": "assistant", "content": message.get("content")}
-        return message, []
+        return {"role": "assistant", "content": content}, []
     calls: list[dict[str, Any]] = []
+    echoed: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_calls):
         call = raw if isinstance(raw, dict) else _as_dict(raw)
         function = call.get("function") or {}
         if not isinstance(function, dict):
             function = _as_dict(function)
+        if not function and "name" in call:  # the simplified {"name", "arguments"} form
+            function = call
         arguments = function.get("arguments")
         if not isinstance(arguments, str):
             # Some clients decode the arguments; the transcript keeps the JSON string.
@@ -448,27 +519,64 @@ def _normalize_message(
                 arguments = json.dumps(arguments if arguments is not None else {})
             except (TypeError, ValueError):
                 arguments = str(arguments)
+        arguments = clean_text(arguments)
+        name = function.get("name")
+        name = clean_text(name) if type(name) is str else ""
+        call_id = call.get("id")
+        call_id = clean_text(call_id) if type(call_id) is str and call_id else ""
+        if not call_id:
+            call_id = f"call_{iteration}_{index}"
         calls.append(
             {
-                "id": call.get("id") or f"call_{iteration}_{index}",
+                "id": call_id,
                 "type": "function",
-                "function": {"name": function.get("name") or "", "arguments": arguments},
+                "function": {"name": name, "arguments": arguments},
             }
         )
-    return {"role": "assistant", "content": message.get("content"), "tool_calls": calls}, calls
+        echoed.append(
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {
+                    "name": name if valid_tool_name(name) else "invalid_tool_call",
+                    "arguments": arguments,
+                },
+            }
+        )
+    return {"role": "assistant", "content": content, "tool_calls": echoed}, calls
+
+
+def _clean_escapes(raw_args: str) -> str:
+    """Arguments whose JSON escapes decode to a NUL or a lone surrogate, made clean.
+
+    Strict JSON parsers refuse a lone surrogate escape and a NUL would reach the tool and
+    the database; Python's parser accepts both, so parse, clean and write back.
+    """
+    try:
+        decoded = json.loads(raw_args)
+    except ValueError:
+        return raw_args  # not JSON at all: validation says so
+    cleaned = clean_json(decoded)
+    return raw_args if cleaned == decoded else json.dumps(cleaned, ensure_ascii=False)
 
 
 def _well_formed(calls: Any) -> bool:
-    """True when tool calls are already plain OpenAI dicts with ids and string arguments."""
+    """True when tool calls are plain OpenAI dicts with ids, valid names and clean text."""
     if type(calls) is not list:
         return False
     for call in calls:
-        if type(call) is not dict or not call.get("id") or call.get("type") != "function":
+        if type(call) is not dict or call.get("type") != "function":
+            return False
+        call_id = call.get("id")
+        if type(call_id) is not str or not call_id or clean_text(call_id) is not call_id:
             return False
         function = call.get("function")
-        if type(function) is not dict or type(function.get("arguments")) is not str:
+        if type(function) is not dict:
             return False
-        if type(function.get("name")) is not str:
+        arguments = function.get("arguments")
+        if type(arguments) is not str or clean_text(arguments) is not arguments:
+            return False
+        if not valid_tool_name(function.get("name")):
             return False
     return True
 

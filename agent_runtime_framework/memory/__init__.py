@@ -1,4 +1,8 @@
-"""Memory: journey state and conversation history, behind swappable stores."""
+"""Memory: journey state and conversation history, behind swappable stores.
+
+``memory.store`` and ``memory.context`` are 0.3.0's module paths; they re-export from
+``stores`` and ``manager``.
+"""
 
 from .manager import (
     CommitInfo,
@@ -6,8 +10,16 @@ from .manager import (
     MemoryManager,
     build_memory_context,
     close_open_tool_calls,
+    history_window,
 )
-from .stores import ConversationStore, InMemoryStore, JourneyBusy, MemoryStore, StateStore
+from .stores import (
+    ConversationStore,
+    InMemoryStore,
+    JourneyBusy,
+    MemoryStore,
+    StateStore,
+    StoredMessage,
+)
 
 __all__ = [
     "CommitInfo",
@@ -18,6 +30,8 @@ __all__ = [
     "MemoryManager",
     "MemoryStore",
     "StateStore",
+    "StoredMessage",
     "build_memory_context",
     "close_open_tool_calls",
+    "history_window",
 ]

@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ..messages import as_messages
 from ..state.serializer import StateSerializer
 from .stores import (
     ConversationClaim,
@@ -27,6 +28,7 @@ __all__ = [
     "MemoryManager",
     "build_memory_context",
     "close_open_tool_calls",
+    "history_window",
 ]
 
 
@@ -34,14 +36,26 @@ __all__ = [
 class MemoryContext:
     """What a turn starts from: the stored state dict (or None) and the history."""
 
-    conversation_id: Any
-    agent_key: str
+    conversation_id: Any = None
+    agent_key: str = ""
     state: dict[str, Any] | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_new(self) -> bool:
         return self.state is None and not self.messages
+
+    def has_state(self) -> bool:
+        """Whether a state was stored (0.3.0)."""
+        return self.state is not None
+
+    def get_message_dicts(self) -> list[dict[str, Any]]:
+        """The history as plain dicts in 0.3.0's form (0.3.0)."""
+        return [
+            m.to_dict() if hasattr(m, "to_dict") else dict(m)  # type: ignore[call-overload]
+            for m in self.messages
+        ]
 
 
 @dataclass(slots=True)
@@ -58,7 +72,26 @@ class CommitInfo:
     final: bool = False
 
 
-def build_memory_context(
+async def build_memory_context(
+    conversation_id: Any,
+    agent_key: str,
+    state_store: StateStore | None = None,
+    conversation_store: ConversationStore | None = None,
+    message_limit: int | None = None,
+) -> MemoryContext:
+    """Load a ``MemoryContext`` from the stores given (0.3.0's helper; either may be None)."""
+    state = (
+        await state_store.load(conversation_id, agent_key) if state_store is not None else None
+    )
+    messages = (
+        await conversation_store.get_messages(conversation_id, message_limit)
+        if conversation_store is not None
+        else []
+    )
+    return MemoryContext(conversation_id, agent_key, state, messages)
+
+
+def history_window(
     messages: Sequence[dict[str, Any]],
     *,
     max_messages: int | None = None,
@@ -128,8 +161,16 @@ class MemoryManager:
         self._locks = ConversationLocks()
 
     async def load_context(
-        self, conversation_id: Any, agent_key: str, *, max_messages: int | None = None
+        self,
+        conversation_id: Any,
+        agent_key: str,
+        message_limit: int | None = None,
+        *,
+        max_messages: int | None = None,
     ) -> MemoryContext:
+        """State and history of one journey (``message_limit`` is 0.3.0's name)."""
+        if max_messages is None:
+            max_messages = message_limit
         states, conversations = self.state_store, self.conversation_store
         if self._in_process_defaults():
             state = cast(InMemoryStore[dict[str, Any]], states.store).get_now(
@@ -140,6 +181,15 @@ class MemoryManager:
             state = await states.load(conversation_id, agent_key)
             messages = await conversations.get_messages(conversation_id, max_messages)
         return MemoryContext(conversation_id, agent_key, state, messages)
+
+    @property
+    def commits_in_process(self) -> bool:
+        """Whether everything this manager writes lives only in this process's memory.
+
+        Then writing early buys no durability (a crash loses the process's memory too), so
+        the agent skips storing the user's message before the model call.
+        """
+        return self._in_process_defaults()
 
     def _in_process_defaults(self) -> bool:
         """Whether the stores are exactly the in-process defaults (plain dicts), which may
@@ -158,9 +208,20 @@ class MemoryManager:
         """Save a state object (or an already serialized dict)."""
         await self.state_store.save(conversation_id, agent_key, _as_state_dict(state))
 
-    async def save_messages(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
-        """Store the full history; only new messages are written."""
-        await self.conversation_store.save_messages(conversation_id, messages)
+    async def save_messages(self, conversation_id: Any, messages: Sequence[Any]) -> None:
+        """Append ``messages`` (dicts, ``AgentMessage`` or ``StoredMessage``) to the history.
+
+        0.3.0's meaning: every message given is appended, none is dropped.
+        """
+        await self.conversation_store.append_messages(conversation_id, as_messages(messages))
+
+    async def clear_conversation(self, conversation_id: Any) -> None:
+        """Forget a conversation's history (0.3.0)."""
+        await self.conversation_store.clear(conversation_id)
+
+    async def delete_state(self, conversation_id: Any, agent_key: str) -> None:
+        """Forget a journey's state (0.3.0)."""
+        await self.state_store.delete(conversation_id, agent_key)
 
     async def append_messages(
         self, conversation_id: Any, messages: Sequence[dict[str, Any]]

@@ -13,12 +13,15 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
+from ..messages import StoredMessage, as_message, as_messages
+
 __all__ = [
     "ConversationStore",
     "InMemoryStore",
     "JourneyBusy",
     "MemoryStore",
     "StateStore",
+    "StoredMessage",
 ]
 
 T = TypeVar("T")
@@ -45,8 +48,9 @@ class MemoryStore(ABC, Generic[T]):
     @abstractmethod
     async def delete(self, key: str) -> None: ...
 
-    @abstractmethod
-    async def exists(self, key: str) -> bool: ...
+    async def exists(self, key: str) -> bool:
+        """Whether ``key`` holds a value (0.3.0 made this optional; so do we)."""
+        return await self.get(key) is not None
 
 
 class InMemoryStore(MemoryStore[T]):
@@ -78,12 +82,26 @@ class InMemoryStore(MemoryStore[T]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def clear(self) -> None:
+        """Forget everything (0.3.0)."""
+        self._data.clear()
+
 
 class StateStore:
-    """Journey state dicts per (conversation, agent key)."""
+    """Journey state dicts per (conversation, agent key), kept in a ``MemoryStore``.
 
-    def __init__(self, store: MemoryStore[dict[str, Any]] | None = None) -> None:
-        self.store: MemoryStore[dict[str, Any]] = store or InMemoryStore()
+    ``load``/``save``/``delete`` are the names the framework uses; 0.3.0's
+    ``load_state``/``save_state``/``delete_state`` and its key-value ``get``/``set`` are
+    the same operations under their old names.
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore[dict[str, Any]] | None = None,
+        *,
+        backend: MemoryStore[dict[str, Any]] | None = None,
+    ) -> None:
+        self.store: MemoryStore[dict[str, Any]] = store or backend or InMemoryStore()
 
     @staticmethod
     def key(conversation_id: Any, agent_key: str) -> str:
@@ -105,9 +123,29 @@ class StateStore:
     async def delete(self, conversation_id: Any, agent_key: str) -> None:
         await self.store.delete(self.key(conversation_id, agent_key))
 
+    # -- 0.3.0's names ---------------------------------------------------------------
+    async def save_state(self, conversation_id: Any, agent_key: str, state: dict[str, Any]) -> None:
+        await self.save(conversation_id, agent_key, state)
+
+    async def load_state(self, conversation_id: Any, agent_key: str) -> dict[str, Any] | None:
+        return await self.load(conversation_id, agent_key)
+
+    async def delete_state(self, conversation_id: Any, agent_key: str) -> None:
+        await self.delete(conversation_id, agent_key)
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return await self.store.get(key)
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        await self.store.set(key, value)
+
 
 class ConversationStore:
-    """A conversation's messages, append-only."""
+    """A conversation's messages, append-only, in this process.
+
+    Messages come back as ``StoredMessage`` (a dict that also has 0.3.0's attributes).
+    0.3.0's ``add_message``/``add_messages``/``clear_conversation`` are kept.
+    """
 
     def __init__(self) -> None:
         self._messages: dict[str, list[dict[str, Any]]] = {}
@@ -136,27 +174,31 @@ class ConversationStore:
 
     def append_messages_now(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
         if messages:
-            self._messages.setdefault(str(conversation_id), []).extend(messages)
+            self._messages.setdefault(str(conversation_id), []).extend(
+                [StoredMessage(m) for m in messages]
+            )
 
     async def count(self, conversation_id: Any) -> int:
         return len(self._messages.get(str(conversation_id), ()))
 
-    async def save_messages(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
-        """Store a full history: only the messages beyond what is stored are appended.
+    async def save_messages(self, conversation_id: Any, messages: Sequence[Any]) -> None:
+        """Append ``messages`` to the history (0.3.0's meaning). Nothing is dropped."""
+        await self.append_messages(conversation_id, as_messages(messages))
 
-        History is never rewritten: a list shorter than the stored history is refused.
-        """
-        stored = await self.count(conversation_id)
-        if len(messages) < stored:
-            raise ValueError(
-                f"Conversation {conversation_id} has {stored} stored messages; "
-                f"save_messages got {len(messages)}. History is append-only: pass the full "
-                "history, or use append_messages() for new messages"
-            )
-        await self.append_messages(conversation_id, list(messages[stored:]))
+    async def add_message(self, conversation_id: Any, message: Any) -> None:
+        """Append one message (0.3.0)."""
+        await self.append_messages(conversation_id, [as_message(message)])
+
+    async def add_messages(self, conversation_id: Any, messages: Sequence[Any]) -> None:
+        """Append messages (0.3.0)."""
+        await self.append_messages(conversation_id, as_messages(messages))
 
     async def clear(self, conversation_id: Any) -> None:
         self._messages.pop(str(conversation_id), None)
+
+    async def clear_conversation(self, conversation_id: Any) -> None:
+        """0.3.0's name of ``clear``."""
+        await self.clear(conversation_id)
 
 
 class ConversationLocks:

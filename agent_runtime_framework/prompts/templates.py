@@ -13,31 +13,52 @@ StepT = TypeVar("StepT")
 
 
 class PromptTemplate:
-    """A prompt with placeholders; missing values raise ``KeyError`` naming them."""
+    """A prompt with ``$name``/``${name}`` placeholders and default values.
+
+    ``render`` raises ``KeyError`` naming the placeholders that have no value (a prompt
+    with a hole is a bug, not something to send to a model). 0.3.0's ``render`` left them
+    as written instead; ``safe_render`` does that. In both, a ``$`` that starts no
+    placeholder (``"costs $5"``) stays as written. ``template`` is the text, as in 0.3.0.
+    """
 
     def __init__(self, template: str, defaults: Mapping[str, Any] | None = None) -> None:
-        self.template = string.Template(template)
+        self._compiled = string.Template(template)
         self.defaults = dict(defaults or {})
+
+    @property
+    def template(self) -> str:
+        """The template text."""
+        return self._compiled.template
 
     @property
     def placeholders(self) -> set[str]:
         return {
             m.group("named") or m.group("braced")
-            for m in self.template.pattern.finditer(self.template.template)
+            for m in self._compiled.pattern.finditer(self._compiled.template)
             if m.group("named") or m.group("braced")
         }
 
-    def render(self, /, **values: Any) -> str:
+    def _values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         merged = {**self.defaults, **values}
+        return {k: (v.value if isinstance(v, Enum) else v) for k, v in merged.items()}
+
+    def render(self, /, **values: Any) -> str:
+        """The text with every placeholder filled; ``KeyError`` names the missing ones."""
+        merged = self._values(values)
         missing = self.placeholders - merged.keys()
         if missing:
             raise KeyError(f"Prompt template needs values for {sorted(missing)}")
-        return self.template.substitute(
-            {k: (v.value if isinstance(v, Enum) else v) for k, v in merged.items()}
-        )
+        return self._compiled.safe_substitute(merged)
+
+    def safe_render(self, /, **values: Any) -> str:
+        """0.3.0's rendering: placeholders without a value are left as written."""
+        return self._compiled.safe_substitute(self._values(values))
+
+    def __repr__(self) -> str:
+        return f"PromptTemplate(template={self.template!r}, defaults={self.defaults!r})"
 
     def __str__(self) -> str:
-        return self.template.template
+        return self.template
 
 
 class StepPromptMapping(Generic[StepT]):
@@ -68,23 +89,58 @@ class StepPromptMapping(Generic[StepT]):
 
 
 class PromptManager(Generic[StepT]):
-    """Renders the prompt of a state's step, with values from ``context_enricher``."""
+    """Renders the prompt of a step, with values from ``context_enricher``.
+
+    Two call shapes, both supported: the seed's ``PromptManager(mapping=...,
+    context_enricher=lambda state: {...}).get_prompt(state)``, and 0.3.0's
+    ``PromptManager(step_prompts=...)`` with ``add_enricher(fn(prompt, context))`` and
+    ``get_prompt(step, context={...}, **values)``.
+    """
 
     def __init__(
         self,
-        mapping: StepPromptMapping[StepT],
+        mapping: StepPromptMapping[StepT] | None = None,
         context_enricher: Callable[[Any], Mapping[str, Any]] | None = None,
+        *,
+        step_prompts: StepPromptMapping[StepT] | None = None,
     ) -> None:
-        self.mapping = mapping
+        self.mapping: StepPromptMapping[StepT] = (
+            mapping if mapping is not None else step_prompts or StepPromptMapping()
+        )
         self.context_enricher = context_enricher
+        self._enrichers: list[Callable[[str, dict[str, Any]], str]] = []
 
-    def get_prompt(self, state: Any, /, **extra: Any) -> str:
-        step = state.step
+    @property
+    def step_prompts(self) -> StepPromptMapping[StepT]:
+        """0.3.0's name of ``mapping``."""
+        return self.mapping
+
+    def add_enricher(self, enricher: Callable[[str, dict[str, Any]], str]) -> PromptManager[StepT]:
+        """Add a ``(prompt, context) -> prompt`` function, applied in order after rendering."""
+        self._enrichers.append(enricher)
+        return self
+
+    def set_prompt(self, step: StepT, prompt: str | PromptTemplate) -> PromptManager[StepT]:
+        self.mapping.add(step, prompt)
+        return self
+
+    def set_default(self, prompt: str | PromptTemplate) -> PromptManager[StepT]:
+        self.mapping.default = _template(prompt)
+        return self
+
+    def get_prompt(
+        self, state: Any, /, context: Mapping[str, Any] | None = None, **extra: Any
+    ) -> str:
+        """The prompt for ``state`` (its ``step``), or for a step given directly."""
+        step = getattr(state, "step", state)
         values: dict[str, Any] = {"step": step}
-        if self.context_enricher is not None:
+        if self.context_enricher is not None and step is not state:
             values.update(self.context_enricher(state))
         values.update(extra)
-        return self.mapping.get(step, **values)
+        prompt = self.mapping.get(step, **values)
+        for enricher in self._enrichers:
+            prompt = enricher(prompt, dict(context or {}))
+        return prompt
 
 
 def _template(prompt: str | PromptTemplate) -> PromptTemplate:

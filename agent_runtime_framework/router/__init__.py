@@ -1,5 +1,11 @@
 """Routing users to journeys."""
 
-from .intent import IntentDetector, IntentRouter, RouteDefinition
+from .intent import IntentDetector, IntentRouter, RouteDefinition, RouteResult, create_reroute_tool
 
-__all__ = ["IntentDetector", "IntentRouter", "RouteDefinition"]
+__all__ = [
+    "IntentDetector",
+    "IntentRouter",
+    "RouteDefinition",
+    "RouteResult",
+    "create_reroute_tool",
+]

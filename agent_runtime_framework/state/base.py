@@ -33,6 +33,18 @@ class BaseState:
         """Rebuild from ``to_dict`` output; missing keys take the fields' defaults."""
         return StateSerializer.load_fields(cls, data)
 
+    def copy(self) -> Self:
+        """An independent copy, through the dict form (0.3.0)."""
+        return self.from_dict(self.to_dict())
+
+    def __getitem__(self, key: str) -> Any:
+        """Read a field in its stored form: ``state["step"] == "welcome"``.
+
+        0.3.0's ``AgentResult.state`` was the state's dict; code that reads
+        ``result.state["name"]`` keeps working on the state object returned now.
+        """
+        return self.to_dict()[key]
+
     @classmethod
     def migrate(cls, data: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Upgrade a dict written by ``from_version`` to ``state_version``.

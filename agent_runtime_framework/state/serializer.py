@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from enum import Enum
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -20,6 +21,7 @@ logger = logging.getLogger("agent_runtime_framework.state")
 
 VERSION_KEY = "_version"
 T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
 
 
 class StateError(ValueError):
@@ -104,6 +106,18 @@ class StateSerializer:
             for e in exc.errors()
         )
         return StateError(f"Invalid {state_cls.__name__}: {problems}", field=field)
+
+    @staticmethod
+    def serialize(value: Any) -> Any:
+        """Any value made JSON-safe (enums by value, UUIDs and dates as text; 0.3.0)."""
+        from pydantic_core import to_jsonable_python
+
+        return to_jsonable_python(value, fallback=str)
+
+    @staticmethod
+    def deserialize_enum(value: Any, enum_class: type[E]) -> E:
+        """``value`` as a member of ``enum_class`` (a member passes through; 0.3.0)."""
+        return value if isinstance(value, enum_class) else enum_class(value)
 
     @classmethod
     def dump(cls, state: Any) -> dict[str, Any]:

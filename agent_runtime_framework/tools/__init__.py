@@ -1,14 +1,31 @@
 """Tools: schemas the model sees, validation, and the code they dispatch to."""
 
-from .base import BaseJourneyTools, StateT, ToolResult, ToolSpec, stringify_result, tool
+from .base import (
+    BaseJourneyTools,
+    BaseTool,
+    StateChangeCallback,
+    StateT,
+    ToolResult,
+    ToolSpec,
+    stringify_result,
+    tool,
+)
 from .executors import CallableToolExecutor, MethodToolExecutor, ToolExecutor, UnknownToolError
-from .schema import ArgumentError, ToolParameter, ToolSchema, ToolSchemaBuilder
+from .schema import (
+    ArgumentError,
+    ToolParameter,
+    ToolSchema,
+    ToolSchemaBuilder,
+    schemas_to_openai_format,
+)
 
 __all__ = [
     "ArgumentError",
     "BaseJourneyTools",
+    "BaseTool",
     "CallableToolExecutor",
     "MethodToolExecutor",
+    "StateChangeCallback",
     "StateT",
     "ToolExecutor",
     "ToolParameter",
@@ -17,6 +34,7 @@ __all__ = [
     "ToolSchemaBuilder",
     "ToolSpec",
     "UnknownToolError",
+    "schemas_to_openai_format",
     "stringify_result",
     "tool",
 ]

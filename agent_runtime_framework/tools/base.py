@@ -14,30 +14,75 @@ from typing import Any, Generic, TypeVar, overload
 
 from .schema import ToolSchema
 
-__all__ = ["BaseJourneyTools", "StateT", "ToolResult", "ToolSpec", "tool"]
+__all__ = [
+    "BaseJourneyTools",
+    "BaseTool",
+    "StateChangeCallback",
+    "StateT",
+    "ToolResult",
+    "ToolSpec",
+    "tool",
+]
 
 StateT = TypeVar("StateT")
+#: What ``on_state_change`` may be: called with the state, sync or async (0.3.0's name).
+StateChangeCallback = Callable[[Any], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SPEC_ATTR = "__agent_tool_spec__"
 
 
+class BaseTool:
+    """Base of stateless tools (0.3.0): plain methods, run with ``MethodToolExecutor``.
+
+    Stateful journey tools derive from ``BaseJourneyTools`` instead.
+    """
+
+
 @dataclass(slots=True)
 class ToolResult:
-    """A tool's answer: text for the model plus optional structured data for the host."""
+    """A tool's answer: text for the model plus optional structured data for the host.
+
+    ``data`` is structured data for the host; ``metadata`` is 0.3.0's free-form
+    execution details (what ``ok(...)``/``fail(...)`` collect from keyword arguments).
+    """
 
     content: str
     success: bool = True
     data: Any = None
     error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.content
 
     @classmethod
-    def fail(cls, message: str, data: Any = None) -> ToolResult:
-        """A refused input (e.g. an age out of range): the model is asked to retry."""
-        return cls(content=message, success=False, data=data, error=message)
+    def ok(cls, content: str, **metadata: Any) -> ToolResult:
+        """A successful result; keyword arguments become ``metadata`` (0.3.0)."""
+        return cls(content=content, success=True, metadata=metadata)
+
+    @classmethod
+    def fail(
+        cls,
+        message: str | None = None,
+        data: Any = None,
+        *,
+        error: str | None = None,
+        **metadata: Any,
+    ) -> ToolResult:
+        """A refused input (e.g. an age out of range): the model is asked to retry.
+
+        ``fail(message, data=None)``; 0.3.0's ``fail(error, **metadata)`` works too: the
+        text may be given as ``error=``, and other keyword arguments become ``metadata``
+        (``data`` stays the structured-data field, not a metadata key).
+        """
+        if message is None:
+            if error is None:
+                raise TypeError("ToolResult.fail() needs the error message")
+            message = error
+        elif error is not None:
+            raise TypeError("ToolResult.fail() got both message and error")
+        return cls(content=message, success=False, data=data, error=message, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +149,17 @@ class BaseJourneyTools(Generic[StateT]):
             outcome = self.on_state_change(self.state)
             if inspect.isawaitable(outcome):
                 await outcome
+
+    def _require_backend(self) -> Any:
+        """The ``backend_client``; ``ValueError`` when the tools were given none (0.3.0).
+
+        For tools that cannot work without the backend.
+        """
+        if self.backend_client is None:
+            raise ValueError(
+                f"{type(self).__name__} requires a backend_client but none was provided"
+            )
+        return self.backend_client
 
     def request_handoff(self, reason: str = "") -> None:
         """Hand the user back to the intent router after this turn."""

@@ -1,6 +1,9 @@
 """Tool executors: how a validated tool call reaches code.
 
-The executor loop validates names and arguments first; these only dispatch.
+The executor loop validates names and arguments first, then calls ``run_tool``, which
+raises (the loop decides what a failure means). ``execute`` is 0.3.0's entry point for
+calling an executor directly: an unknown tool, or a raising tool in production mode,
+gives an error string instead of an exception.
 """
 
 from __future__ import annotations
@@ -9,7 +12,15 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["CallableToolExecutor", "MethodToolExecutor", "ToolExecutor", "UnknownToolError"]
+from ..config import should_swallow_exceptions
+
+__all__ = [
+    "CallableToolExecutor",
+    "MethodToolExecutor",
+    "ToolExecutor",
+    "UnknownToolError",
+    "tool_runner",
+]
 
 
 class UnknownToolError(LookupError):
@@ -17,10 +28,26 @@ class UnknownToolError(LookupError):
 
 
 class ToolExecutor:
-    """Runs a tool by name with already validated keyword arguments."""
+    """Runs a tool by name with already validated keyword arguments.
+
+    Subclasses implement ``run_tool`` (and ``has_tool``). A subclass written for 0.3.0
+    that implements ``execute`` instead works too: the loop calls whichever is defined.
+    """
+
+    async def run_tool(self, name: str, arguments: dict[str, Any]) -> Any:
+        """Run the tool; raise ``UnknownToolError`` for a name it has no code for."""
+        raise NotImplementedError(f"{type(self).__name__} must implement run_tool()")
 
     async def execute(self, name: str, arguments: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Run a tool as 0.3.0 did: failures come back as text (debug mode re-raises)."""
+        if not self.has_tool(name):
+            return f"Unknown tool: {name}"
+        try:
+            return await self.run_tool(name, arguments)
+        except Exception as exc:
+            if not should_swallow_exceptions():
+                raise
+            return f"Error executing {name}: {exc}"
 
     def has_tool(self, name: str) -> bool:
         """Whether ``execute`` knows ``name`` (True when it cannot tell)."""
@@ -49,7 +76,7 @@ class MethodToolExecutor(ToolExecutor):
     def has_tool(self, name: str) -> bool:
         return self._method(name) is not None
 
-    async def execute(self, name: str, arguments: dict[str, Any]) -> Any:
+    async def run_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         method = self._method(name)
         if method is None:
             raise UnknownToolError(f"{type(self.tools).__name__} has no tool method {name!r}")
@@ -65,8 +92,16 @@ class CallableToolExecutor(ToolExecutor):
     def has_tool(self, name: str) -> bool:
         return name in self.functions
 
-    async def execute(self, name: str, arguments: dict[str, Any]) -> Any:
+    async def run_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         fn = self.functions.get(name)
         if fn is None:
             raise UnknownToolError(f"No function registered for tool {name!r}")
         return await _call(fn, arguments)
+
+
+def tool_runner(executor: Any) -> Callable[[str, dict[str, Any]], Any]:
+    """The callable the loop uses: ``run_tool`` where a class defines it, else ``execute``."""
+    run_tool = getattr(type(executor), "run_tool", None)
+    if run_tool is not None and run_tool is not ToolExecutor.run_tool:
+        return executor.run_tool  # type: ignore[no-any-return]
+    return executor.execute  # type: ignore[no-any-return]

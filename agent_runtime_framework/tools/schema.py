@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, EnumType
 from typing import Any, Literal, get_type_hints
@@ -24,6 +24,7 @@ __all__ = [
     "ToolSchema",
     "ToolSchemaBuilder",
     "parse_docstring_params",
+    "schemas_to_openai_format",
 ]
 
 _JSON_TYPES: dict[str, Any] = {
@@ -70,6 +71,25 @@ class ToolParameter:
         if self.type == "array":
             schema["items"] = self.items or {}
         if not self.required and self.default is not None:
+            schema["default"] = self.default
+        return schema
+
+    def to_schema(self) -> dict[str, Any]:
+        """0.3.0's JSON schema of the parameter: each key only when it is set.
+
+        ``type``, then ``description``, ``enum`` and ``items`` when given, and ``default``
+        when not None. What the model is sent is ``to_json_schema()``, which also sends an
+        array's ``items`` when none were given (``{}``) and drops the default of a
+        required parameter (the model must send it anyway).
+        """
+        schema: dict[str, Any] = {"type": self.type}
+        if self.description:
+            schema["description"] = self.description
+        if self.enum:
+            schema["enum"] = list(self.enum)
+        if self.items:
+            schema["items"] = self.items
+        if self.default is not None:
             schema["default"] = self.default
         return schema
 
@@ -375,6 +395,10 @@ class ToolSchemaBuilder:
         self._params += ((name, type, description, required, values, items_key, default),)
         return self
 
+    def to_openai_format(self) -> dict[str, Any]:
+        """``build().to_openai_format()`` in one step (0.3.0)."""
+        return self.build().to_openai_format()
+
     def build(self) -> ToolSchema:
         try:
             key = (self._name, self._description, self._params)
@@ -404,3 +428,8 @@ class ToolSchemaBuilder:
                 _BUILT.clear()
             _BUILT[key] = schema
         return schema
+
+
+def schemas_to_openai_format(schemas: Iterable[ToolSchema]) -> list[dict[str, Any]]:
+    """Each schema's ``to_openai_format()``, in order (0.3.0)."""
+    return [schema.to_openai_format() for schema in schemas]

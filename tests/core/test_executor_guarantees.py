@@ -314,7 +314,7 @@ async def test_hooks_see_every_stage_and_usage_is_summed():
         ("iteration", 2),
         ("llm_start", 1),
         ("llm_end", 15),
-        ("complete", "completed"),
+        ("complete", "text_response"),
     ]
     assert result.usage == {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
 

@@ -19,8 +19,8 @@ from agent_runtime_framework import (
     MemoryManager,
     RouteDefinition,
     RoutedJourneyAgent,
-    build_memory_context,
 )
+from agent_runtime_framework.memory import history_window
 from agent_runtime_framework.testing import JourneyDriver, ScriptedLLM, ScriptExhausted, tool_call
 from tests.core.test_executor_guarantees import QuoteAgent, QuoteStep
 from tests.journeys import OnboardingAgent, OnboardingStep
@@ -153,15 +153,14 @@ async def test_each_turn_appends_only_its_new_messages():
     assert await store.count(driver.conversation_id) == 200
 
 
-async def test_history_is_append_only():
+async def test_save_messages_appends_what_it_is_given():
+    """0.3.0's meaning: every message given is appended; history is never rewritten."""
     store = ConversationStore()
-    await store.save_messages(
-        "c", [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
-    )
-    with pytest.raises(ValueError, match="append-only"):
-        await store.save_messages("c", [{"role": "user", "content": "other"}])
-    assert len(await store.get_messages("c")) == 2
-    assert await store.get_messages("c", limit=1) == [{"role": "assistant", "content": "b"}]
+    first = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    await store.save_messages("c", first)
+    await store.save_messages("c", [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}])
+    assert [m["content"] for m in await store.get_messages("c")] == ["a", "b", "c", "d"]
+    assert await store.get_messages("c", limit=1) == [{"role": "assistant", "content": "d"}]
 
 
 def test_history_window_starts_at_a_user_message():
@@ -177,8 +176,8 @@ def test_history_window_starts_at_a_user_message():
         {"role": "user", "content": "3"},
         {"role": "assistant", "content": "4"},
     ]
-    assert build_memory_context(history, max_messages=4) == history[4:]
-    assert build_memory_context(history, max_messages=10) == history
+    assert history_window(history, max_messages=4) == history[4:]
+    assert history_window(history, max_messages=10) == history
 
 
 async def test_concurrent_turns_on_one_conversation_are_serialised_or_busy():

@@ -225,8 +225,8 @@ async def test_memory_manager_example():
     context = await manager.load_context(conversation_id, "my-agent")
     assert OnboardingState.from_dict(context.state) == new_state
     assert context.messages == messages
-    # The full history again plus one message: only the new one is appended.
-    await manager.save_messages(conversation_id, [*messages, {"role": "user", "content": "again"}])
+    # save_messages appends the messages given (0.3.0's meaning); nothing is dropped.
+    await manager.save_messages(conversation_id, [{"role": "user", "content": "again"}])
     assert await conversation_store.count(conversation_id) == 3
 
 
@@ -296,7 +296,7 @@ async def test_hooks_and_executor_examples(capsys):
         tools=[tool_schema],
         system_prompt="You are helpful.",
     )
-    assert result.content == "Done." and result.stopped_reason == "completed"
+    assert result.content == "Done." and result.stopped_reason == "text_response"
     assert result.tool_calls[0].result == "x/2.5"  # "2.5" coerced losslessly to 2.5
     assert capsys.readouterr().out == "Calling tool: my_tool\nTool completed: my_tool\n"
     assert my_llm.calls[0].system_prompt == "You are helpful."

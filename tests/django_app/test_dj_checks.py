@@ -8,6 +8,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
@@ -35,6 +36,13 @@ def register() -> Iterator[Any]:
 
 def _ids(messages: list[Any]) -> list[str]:
     return sorted(m.id for m in messages)
+
+
+# `manage.py check` (call_command("check")) runs Django's own model checks too, and since
+# Django 6.0 those ask every database for its features (e.g. SQLite's JSONField support
+# opens a cursor), so the tests that run the whole command need database access. Our own
+# check (agent_runtime_checks) never touches the database: the other tests call it bare.
+manage_py_check = pytest.mark.django_db
 
 
 class MissingPrompt(OnboardingAgent):
@@ -86,6 +94,7 @@ class WrongParams(OnboardingAgent):
         return super().get_tool_schemas(state)
 
 
+@manage_py_check
 def test_a_good_agent_passes(register: Any) -> None:
     register(OnboardingAgent())
     assert [m for m in agent_runtime_checks() if m.id.startswith("agent_runtime")] == []
@@ -131,10 +140,19 @@ def test_duplicate_keys_are_e004_and_key_mismatch_w001(register: Any) -> None:
     assert "onboarding-agent" in dup.msg and "front -> onboard" in dup.msg
 
 
+@manage_py_check
 def test_manage_py_check_fails_on_broken_agents(register: Any) -> None:
     register(GhostTool())
     with pytest.raises(SystemCheckError, match=r"agent_runtime\.E002"):
         call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+def test_our_check_never_touches_the_database(register: Any) -> None:
+    """No django_db mark: run through Django's registry (which on Django 6 hands every check
+    all database aliases), our check must still work without a database connection."""
+    register(GhostTool())
+    messages = run_checks(tags=["agent_runtime"])
+    assert _ids(messages) == ["agent_runtime.E002"]
 
 
 def test_settings_checks() -> None:
@@ -151,6 +169,7 @@ def test_settings_checks() -> None:
     assert _ids(check_settings(["nope"])) == ["agent_runtime.E006"]
 
 
+@manage_py_check
 def test_settings_check_runs_through_manage_py(settings: Any) -> None:
     settings.AGENT_RUNTIME_FRAMEWORK = {"BUSY_WAIT_SECONDS": -1}
     with pytest.raises(SystemCheckError, match=r"agent_runtime\.E006"):

@@ -67,7 +67,7 @@ async def play(agent: object, turns: list[Turn]) -> JourneyDriver:
     driver = JourneyDriver(agent)
     for text, step, phrase in turns:
         result = await driver.say(text)
-        assert result.stopped_reason == "completed", (text, result.stopped_reason)
+        assert result.stopped_reason == "text_response", (text, result.stopped_reason)
         assert phrase in result.response, f"after {text!r}: {result.response!r}"
         assert result.step_value == step, f"after {text!r}: step {result.step_value!r}"
     assert driver.last.complete

@@ -51,7 +51,7 @@ def test_a_three_turn_onboarding_over_http(make_api: Any, users: Any, agents: An
         "steps": ["welcome", "collect_name", "collect_email", "complete"],
     }
     assert first["reply"].startswith("Noted.")
-    assert first["complete"] is False and first["stopped_reason"] == "completed"
+    assert first["complete"] is False and first["stopped_reason"] == "text_response"
     assert first["usage"]["total_tokens"] == 20
 
     second = api.say(cid, "Ada")

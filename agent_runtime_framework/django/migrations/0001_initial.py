@@ -5,6 +5,10 @@ import uuid
 from django.conf import settings
 from django.db import migrations, models
 
+# The tables carry our own prefix (``arf_``): ``agent_runtime_*`` and ``agent_step_*`` belong
+# to django_agent_runtime. A database that the first version of this migration created under
+# Django's derived names (``agent_runtime_conversation``, ...) is renamed by 0003.
+
 
 class Migration(migrations.Migration):
 
@@ -26,8 +30,11 @@ class Migration(migrations.Migration):
                 ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='agent_conversations', to=settings.AUTH_USER_MODEL)),
+                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='arf_conversations', to=settings.AUTH_USER_MODEL)),
             ],
+            options={
+                'db_table': 'arf_conversation',
+            },
         ),
         migrations.CreateModel(
             name='Journey',
@@ -45,8 +52,11 @@ class Migration(migrations.Migration):
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('completed_at', models.DateTimeField(blank=True, null=True)),
                 ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='journeys', to='agent_runtime.conversation')),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='agent_journeys', to=settings.AUTH_USER_MODEL)),
+                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='arf_journeys', to=settings.AUTH_USER_MODEL)),
             ],
+            options={
+                'db_table': 'arf_journey',
+            },
         ),
         migrations.CreateModel(
             name='JourneyEvent',
@@ -61,6 +71,7 @@ class Migration(migrations.Migration):
                 ('conversation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='events', to='agent_runtime.conversation')),
             ],
             options={
+                'db_table': 'arf_event',
                 'ordering': ['id'],
             },
         ),
@@ -79,6 +90,7 @@ class Migration(migrations.Migration):
                 ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='agent_runtime.conversation')),
             ],
             options={
+                'db_table': 'arf_message',
                 'ordering': ['conversation', 'seq'],
             },
         ),

@@ -154,6 +154,6 @@ def _set_max_tool_iterations(self: JourneyConfig, value: int) -> None:
 
 
 # After the dataclass is made, so that the InitVar above stays a constructor argument.
-JourneyConfig.max_tool_iterations = property(  # type: ignore[assignment,method-assign]
+JourneyConfig.max_tool_iterations = property(  # type: ignore[attr-defined]
     _get_max_tool_iterations, _set_max_tool_iterations
 )

@@ -14,8 +14,8 @@ from typing import Any, Generic, TypeVar, cast
 
 from ..executor.hooks import CompositeHooks, ExecutorHooks
 from ..executor.loop import LLMExecutor, LLMExecutorConfig, StepView, ToolCallRecord
-from ..messages import as_message
 from ..memory.manager import CommitInfo, MemoryManager, close_open_tool_calls, history_window
+from ..messages import as_message
 from ..state.serializer import StateSerializer
 from ..tools.base import BaseJourneyTools
 from ..tools.executors import ToolExecutor
@@ -39,7 +39,7 @@ class JourneyToolExecutor(ToolExecutor):
         self.agent = agent
         self.tools = tools
 
-    def run_tool(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, Any]:  # type: ignore[override]
+    def run_tool(self, name: str, arguments: dict[str, Any]) -> Coroutine[Any, Any, Any]:
         # Hands back ``execute_tool``'s coroutine for the loop to await: one layer fewer.
         return self.agent.execute_tool(self.tools, name, arguments)
 

@@ -126,7 +126,7 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         if chosen:
             return chosen[0], "model", None
         text = " ".join(str(m.get("content") or "") for m in new_input)
-        detected = self.detector.detect(text) if text else None
+        detected = self.detector.detect_journey(text) if text else None
         if detected is not None:
             return detected, "keywords", None
         reply = AgentResult(

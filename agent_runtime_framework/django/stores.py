@@ -698,13 +698,21 @@ class DjangoMemoryManager(MemoryManager):
 
     # -- reading ----------------------------------------------------------------------------
     async def load_context(
-        self, conversation_id: Any, agent_key: str, *, max_messages: int | None = None
+        self,
+        conversation_id: Any,
+        agent_key: str,
+        message_limit: int | None = None,
+        *,
+        max_messages: int | None = None,
     ) -> MemoryContext:
         """State and history in one trip to the database thread (two indexed SELECTs).
 
         The history is the last ``max_messages`` (else ``MAX_HISTORY_MESSAGES``) messages,
         cut to start at a user message so no tool result arrives without its call.
+        ``message_limit`` is 0.3.0's name of ``max_messages``.
         """
+        if max_messages is None:
+            max_messages = message_limit
         cid = conversation_uuid(conversation_id)
         limit = max_messages if max_messages is not None else self.max_history_messages
         lease = (_held.get() or {}).get(cid)

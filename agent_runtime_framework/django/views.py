@@ -136,7 +136,7 @@ def _not_found(conversation_id: Any) -> ApiError:
 
 
 def _map_exception(exc: BaseException, conversation_id: Any = None) -> ApiError | None:
-    """The API error for an exception from a turn (None: an unexpected failure)."""
+    """The API error for an exception of a request or a turn (None: an unexpected failure)."""
     cid = {"conversation_id": str(conversation_id)} if conversation_id is not None else {}
     if isinstance(exc, ApiError):
         return exc

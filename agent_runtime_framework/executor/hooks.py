@@ -246,9 +246,12 @@ class CompositeHooks(ExecutorHooks):
 
             response, reason = result, str(stopped_reason)
             result = ExecutorResult(str(response), [], [], 0, {}, reason)
-        await self._fan("on_complete", result)
-        for h in self._by_name["on_complete_030"]:
-            await h.on_complete(response, reason)  # type: ignore[call-arg,arg-type]
+        legacy = self._by_name["on_complete_030"]
+        for h in self.hooks:  # in registration order, each in its own signature
+            if h in legacy:
+                await h.on_complete(response, reason)  # type: ignore[call-arg]
+            elif "on_complete" in overridden_hooks(h):
+                await h.on_complete(result)
 
     async def on_error(self, error: BaseException) -> None:
         await self._fan("on_error", error)

@@ -36,21 +36,21 @@ from .hooks import ExecutorHooks, overridden_hooks
 
 __all__ = [
     "STOP_CANCELLED",
-    "CallableToolExecutor",
-    "MethodToolExecutor",
-    "ToolExecutor",
     "STOP_COMPLETED",
     "STOP_EMPTY_RESPONSE",
     "STOP_INVALID_TOOL_CALLS",
     "STOP_MAX_ITERATIONS",
+    "CallableToolExecutor",
     "ExecutionResult",
     "Executor",
     "ExecutorConfig",
     "ExecutorResult",
     "LLMExecutor",
     "LLMExecutorConfig",
+    "MethodToolExecutor",
     "StepView",
     "ToolCallRecord",
+    "ToolExecutor",
 ]
 
 logger = logging.getLogger("agent_runtime_framework.executor")

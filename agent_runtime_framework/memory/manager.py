@@ -53,7 +53,7 @@ class MemoryContext:
     def get_message_dicts(self) -> list[dict[str, Any]]:
         """The history as plain dicts in 0.3.0's form (0.3.0)."""
         return [
-            m.to_dict() if hasattr(m, "to_dict") else dict(m)  # type: ignore[call-overload]
+            m.to_dict() if hasattr(m, "to_dict") else dict(m)
             for m in self.messages
         ]
 

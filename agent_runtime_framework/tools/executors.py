@@ -103,5 +103,5 @@ def tool_runner(executor: Any) -> Callable[[str, dict[str, Any]], Any]:
     """The callable the loop uses: ``run_tool`` where a class defines it, else ``execute``."""
     run_tool = getattr(type(executor), "run_tool", None)
     if run_tool is not None and run_tool is not ToolExecutor.run_tool:
-        return executor.run_tool  # type: ignore[no-any-return]
-    return executor.execute  # type: ignore[no-any-return]
+        return executor.run_tool
+    return executor.execute

@@ -23,7 +23,7 @@ from agent_runtime_framework import (
 from agent_runtime_framework.llm.base import LLMResponse
 from agent_runtime_framework.memory.store import StoredMessage
 from agent_runtime_framework.messages import as_message, clean_json, clean_text
-from agent_runtime_framework.testing import ScriptedLLM, tool_call
+from agent_runtime_framework.testing import ScriptedLLM
 from agent_runtime_framework.tools import CallableToolExecutor
 from tests.journeys import OnboardingAgent, OnboardingStep
 
@@ -74,8 +74,12 @@ async def test_history_prepended_as_agent_messages_is_not_stored_twice() -> None
 async def test_save_messages_appends_every_message_and_drops_none() -> None:
     manager = MemoryManager()
     cid = uuid.uuid4()
-    await manager.save_messages(cid, [{"role": "user", "content": "a"}, StoredMessage("assistant", "b")])
-    await manager.save_messages(cid, [AgentMessage("user", "c"), {"role": "assistant", "content": "d"}])
+    await manager.save_messages(
+        cid, [{"role": "user", "content": "a"}, StoredMessage("assistant", "b")]
+    )
+    await manager.save_messages(
+        cid, [AgentMessage("user", "c"), {"role": "assistant", "content": "d"}]
+    )
     context = await manager.load_context(cid, "agent")
     assert [m.content for m in context.messages] == ["a", "b", "c", "d"]
     assert context.get_message_dicts()[0] == {"role": "user", "content": "a"}
@@ -184,8 +188,16 @@ async def test_several_calls_at_once_run_only_the_valid_offered_ones() -> None:
             {"id": "a", "type": "function", "function": {"name": "save_name", "arguments": "{bad"}},
             {"id": "b", "type": "function", "function": {"name": "delete_all", "arguments": "{}"}},
             {"id": "c", "type": "function", "function": {"name": "", "arguments": "{}"}},
-            {"id": "d", "type": "function", "function": {"name": "save_name", "arguments": '{"name": 5}'}},
-            {"id": "e", "type": "function", "function": {"name": "save_name", "arguments": '{"name": "Ann"}'}},
+            {
+                "id": "d",
+                "type": "function",
+                "function": {"name": "save_name", "arguments": '{"name": 5}'},
+            },
+            {
+                "id": "e",
+                "type": "function",
+                "function": {"name": "save_name", "arguments": '{"name": "Ann"}'},
+            },
         ),
         {"role": "assistant", "content": "Thanks Ann."},
     )

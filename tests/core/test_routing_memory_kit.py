@@ -158,7 +158,9 @@ async def test_save_messages_appends_what_it_is_given():
     store = ConversationStore()
     first = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
     await store.save_messages("c", first)
-    await store.save_messages("c", [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}])
+    await store.save_messages(
+        "c", [{"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]
+    )
     assert [m["content"] for m in await store.get_messages("c")] == ["a", "b", "c", "d"]
     assert await store.get_messages("c", limit=1) == [{"role": "assistant", "content": "d"}]
 

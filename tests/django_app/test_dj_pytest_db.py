@@ -7,6 +7,7 @@ Django's async ORM, so a test sees the rows its turns wrote, and they are rolled
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -76,7 +77,7 @@ async def test_async_journey_rows_are_visible_to_the_async_orm(
 async def test_async_run_turn_with_the_db_fixture(
     db: None, onboarding: OnboardingAgent, django_user_model: Any
 ) -> None:
-    user = await django_user_model.objects.acreate(username="ada")
+    user = await django_user_model.objects.acreate(username="ada")  # in the test transaction
     first = await run_turn("onboarding-agent", None, "hello", user=user)
     cid = first.conversation_id
     await run_turn("onboarding-agent", cid, "I am Ada", user=user)
@@ -107,15 +108,14 @@ def test_sync_run_turn_then_the_plain_orm(
     assert connection.in_atomic_block  # still inside pytest-django's test transaction
 
 
-def test_sync_driver_through_async_to_sync_sees_rows_written_by_the_test() -> None:
-    cid = uuid.uuid4()
-    Conversation.objects.create(id=cid, agent_key="onboarding-agent")  # the test's own row
+def test_sync_driver_through_async_to_sync_sees_rows_written_by_the_test(admin_user: Any) -> None:
     agent = OnboardingAgent(llm_client=_onboarding_script(), memory=DjangoMemoryManager())
-    driver = JourneyDriver(agent, cid)
+    driver = JourneyDriver(agent, owner=admin_user)  # a row of the test's transaction
     async_to_sync(driver.say)("hello")
     async_to_sync(driver.say)("I am Ada")
-    assert Journey.objects.get(conversation_id=cid).state["name"] == "Ada"
-    assert Conversation.objects.get(id=cid).next_seq == 8
+    journey = Journey.objects.get(conversation_id=driver.conversation_id)
+    assert journey.state["name"] == "Ada" and journey.owner_id == admin_user.pk
+    assert Conversation.objects.get(id=driver.conversation_id).next_seq == 8
 
 
 @pytest.mark.parametrize("run", ["first", "second"])
@@ -138,13 +138,22 @@ def test_rows_of_a_sync_test_are_rolled_back(run: str, onboarding: OnboardingAge
 
 async def test_the_lease_serialises_concurrent_turns_inside_the_test_transaction() -> None:
     cid = uuid.uuid4()
-    memory = DjangoMemoryManager(busy_wait=0.0)
-    async with memory.claim(cid, "onboarding-agent"):
+
+    async def other_turn(busy_wait: float) -> str:
+        async with DjangoMemoryManager(busy_wait=busy_wait).claim(cid, "onboarding-agent"):
+            return (await Conversation.objects.aget(id=cid)).lease_token
+
+    def elsewhere(coro: Any) -> asyncio.Task[Any]:  # another turn: no lease held in its context
+        return asyncio.create_task(coro, context=contextvars.Context())
+
+    async with DjangoMemoryManager().claim(cid, "onboarding-agent"):
+        mine = (await Conversation.objects.aget(id=cid)).lease_token
         with pytest.raises(JourneyBusy):
-            async with DjangoMemoryManager(busy_wait=0.0).claim(cid, "onboarding-agent"):
-                pass
-        held = await Conversation.objects.aget(id=cid)
-        assert held.lease_token != ""
+            await elsewhere(other_turn(busy_wait=0.0))
+        waiting = elsewhere(other_turn(busy_wait=5.0))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # polls while this turn holds the conversation
+    assert (await waiting) not in ("", mine)  # claimed once released
     assert (await Conversation.objects.aget(id=cid)).lease_token == ""
 
     # Two conversations played concurrently: their work shares the test's connection.
@@ -177,11 +186,11 @@ async def test_a_failed_unit_of_work_rolls_back_to_its_savepoint_only() -> None:
 
 @pytest.mark.django_db(transaction=True)
 async def test_transactional_tests_keep_the_thread_pool() -> None:
-    assert not art_db.test_connections_shared()
+    assert not art_db.sharing_test_connections()
     cid = uuid.uuid4()
     await run_db(Conversation.objects.create, id=cid, agent_key="x")
     assert await Conversation.objects.filter(id=cid).aexists()
 
 
 def test_db_tests_share_the_test_connection() -> None:
-    assert art_db.test_connections_shared()
+    assert art_db.sharing_test_connections()

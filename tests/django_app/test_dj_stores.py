@@ -49,9 +49,12 @@ def _messages(cid: Any) -> list[JourneyMessage]:
 async def test_onboarding_journey_persists_state_messages_and_counters() -> None:
     llm = (
         ScriptedLLM()
-        .call("start").reply("Hi! What's your name?")
-        .call("save_name", name="Ada").reply("And your email?")
-        .call("save_email", email="ada@example.com").reply("All set!")
+        .call("start")
+        .reply("Hi! What's your name?")
+        .call("save_name", name="Ada")
+        .reply("And your email?")
+        .call("save_email", email="ada@example.com")
+        .reply("All set!")
     )
     agent = OnboardingAgent(llm_client=llm, memory=DjangoMemoryManager())
     driver = JourneyDriver(agent)
@@ -299,6 +302,7 @@ async def test_heartbeat_keeps_a_long_turn_alive() -> None:
     manager = DjangoMemoryManager(lease_seconds=0.3, busy_wait=0)
     async with manager.claim(cid, "k"):
         await asyncio.sleep(0.7)  # > 2 lease lengths; the heartbeat renews
+
         async def intruder() -> None:
             async with DjangoMemoryManager(busy_wait=0).claim(cid, "k"):
                 pass
@@ -313,17 +317,25 @@ async def test_commit_writes_state_messages_and_counters_together() -> None:
     cid = uuid.uuid4()
     await manager.ensure_conversation(cid, "k", session_key="sess")
     await manager.commit(
-        cid, "k", state={"step": "a", "_version": 2},
+        cid,
+        "k",
+        state={"step": "a", "_version": 2},
         messages=[{"role": "user", "content": "1"}],
         info=CommitInfo(step="a", new_turn=True, tokens=7),
     )
     await manager.commit(
-        cid, "k", state={"step": "b"}, messages=[{"role": "assistant", "content": "2"}],
+        cid,
+        "k",
+        state={"step": "b"},
+        messages=[{"role": "assistant", "content": "2"}],
         info=CommitInfo(step="b", complete=True, tokens=3),
     )
     journey = await run_db(Journey.objects.get, conversation_id=cid, agent_key="k")
     assert (journey.step, journey.status, journey.turns, journey.total_tokens) == (
-        "b", JourneyStatus.COMPLETE, 1, 10,
+        "b",
+        JourneyStatus.COMPLETE,
+        1,
+        10,
     )
     assert journey.session_key == "sess"
     assert journey.completed_at is not None
@@ -409,4 +421,3 @@ def test_concurrent_turns_on_one_conversation_lose_no_update() -> None:
     assert len(rows) == workers * turns * 4  # user, call, result, reply
     assert [r.seq for r in rows] == list(range(len(rows)))
     assert Conversation.objects.get(id=cid).lease_token == ""
-

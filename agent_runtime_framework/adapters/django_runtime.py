@@ -290,6 +290,10 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
         run_id = getattr(ctx, "run_id", None) or uuid.uuid4()
         conversation_id = getattr(ctx, "conversation_id", None) or run_id
         metadata = dict(getattr(ctx, "metadata", None) or {})
+        if metadata.get("owner") is None and metadata.get("user_id") is not None:
+            # django_agent_runtime's REST view puts the requesting user's id here: the
+            # conversation belongs to that user in this app's API and admin too.
+            metadata["owner"] = metadata["user_id"]
         agent = self.journey_agent(ctx)
         agent_ctx = _RunAgentContext(
             run_id=run_id,

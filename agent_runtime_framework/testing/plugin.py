@@ -59,13 +59,20 @@ def _uses_db_fixture(request: pytest.FixtureRequest) -> bool:
         return False
     if names & {"transactional_db", "live_server", "django_db_reset_sequences"}:
         return False
-    if marker is not None:
-        from pytest_django.fixtures import validate_django_db
+    return marker is None or not _transactional_marker(marker)
 
-        transaction, reset_sequences, *_ = validate_django_db(marker)
-        if transaction or reset_sequences:
-            return False
-    return True
+
+def _transactional_marker(marker: pytest.Mark) -> bool:
+    """``django_db(transaction=True)`` or ``reset_sequences=True``, read as pytest-django
+    reads it (or from the marker's arguments if its helper moves)."""
+    try:
+        from pytest_django.fixtures import validate_django_db
+    except ImportError:
+        args = dict(zip(("transaction", "reset_sequences"), marker.args, strict=False))
+        args.update(marker.kwargs)
+        return bool(args.get("transaction") or args.get("reset_sequences"))
+    transaction, reset_sequences, *_ = validate_django_db(marker)
+    return bool(transaction or reset_sequences)
 
 
 @pytest.fixture(autouse=True)

@@ -281,3 +281,20 @@ def test_subclasses_must_implement_the_seed_methods() -> None:
 
     with pytest.raises(TypeError, match="abstract"):
         Incomplete()  # type: ignore[abstract]
+
+
+async def test_the_runners_user_id_makes_the_user_the_conversations_owner() -> None:
+    """django_agent_runtime's REST view puts ``user_id`` in the run metadata (a fact of
+    its source); our API's ownership checks must see that user as the owner."""
+    from django.contrib.auth import get_user_model
+
+    from agent_runtime_framework.django.models import Conversation
+
+    user = await get_user_model().objects.acreate(username="ada-runner")
+    runner = FakeRunner(OnboardingAdapter(llm_client=onboarding_script()))
+    runner.metadata["user_id"] = user.pk
+    await runner.send("hello")
+    conversation = await Conversation.objects.aget(id=runner.conversation_id)
+    assert conversation.owner_id == user.pk
+    journey = await Journey.objects.aget(conversation_id=runner.conversation_id)
+    assert journey.owner_id == user.pk

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.test import TestCase
 
-from agent_runtime_framework.django import db as art_db
-from agent_runtime_framework.django.db import run_db
+from agent_runtime_framework.django.db import run_db, sharing_test_connections
 from agent_runtime_framework.django.host import run_turn, run_turn_sync
 from agent_runtime_framework.django.models import Conversation, Journey, JourneyMessage
 from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
@@ -35,9 +36,12 @@ LEAKY_ID = uuid.UUID("00000000-0000-4000-8000-00000000d1b0")
 def _onboarding_script() -> ScriptedLLM:
     return (
         ScriptedLLM()
-        .call("start").reply("Hi! What's your name?")
-        .call("save_name", name="Ada").reply("And your email?")
-        .call("save_email", email="ada@example.com").reply("All set!")
+        .call("start")
+        .reply("Hi! What's your name?")
+        .call("save_name", name="Ada")
+        .reply("And your email?")
+        .call("save_email", email="ada@example.com")
+        .reply("All set!")
     )
 
 
@@ -64,20 +68,24 @@ async def test_async_journey_rows_are_visible_to_the_async_orm(
     assert journey.state["name"] == "Ada" and journey.step == "collect_email"
     assert journey.turns == 2
     assert (await Conversation.objects.aget(id=driver.conversation_id)).owner_id == admin_user.pk
-    roles = [m.role async for m in JourneyMessage.objects.filter(
-        conversation_id=driver.conversation_id
-    ).order_by("seq")]
+    roles = [
+        m.role
+        async for m in JourneyMessage.objects.filter(
+            conversation_id=driver.conversation_id
+        ).order_by("seq")
+    ]
     assert roles[:4] == ["user", "assistant", "tool", "assistant"]
     # The same rows through run_db, and through the framework's own reader.
-    assert await run_db(JourneyMessage.objects.filter(conversation_id=driver.conversation_id)
-                        .count) == len(roles)
+    assert await run_db(
+        JourneyMessage.objects.filter(conversation_id=driver.conversation_id).count
+    ) == len(roles)
     assert len(await driver.history()) == len(roles)
 
 
 async def test_async_run_turn_with_the_db_fixture(
-    db: None, onboarding: OnboardingAgent, django_user_model: Any
+    db: None, onboarding: OnboardingAgent, admin_user: Any
 ) -> None:
-    user = await django_user_model.objects.acreate(username="ada")  # in the test transaction
+    user = admin_user  # created by a sync fixture, in the test's transaction
     first = await run_turn("onboarding-agent", None, "hello", user=user)
     cid = first.conversation_id
     await run_turn("onboarding-agent", cid, "I am Ada", user=user)
@@ -88,9 +96,9 @@ async def test_async_run_turn_with_the_db_fixture(
     assert journey.turns == 3 and journey.status == "complete"
     conversation = await Conversation.objects.aget(id=cid)
     assert conversation.lease_token == ""  # the lease was claimed and released in the test
-    assert conversation.next_seq == await JourneyMessage.objects.filter(
-        conversation_id=cid
-    ).acount()
+    assert (
+        conversation.next_seq == await JourneyMessage.objects.filter(conversation_id=cid).acount()
+    )
 
 
 def test_sync_run_turn_then_the_plain_orm(
@@ -119,8 +127,10 @@ def test_sync_driver_through_async_to_sync_sees_rows_written_by_the_test(admin_u
 
 
 @pytest.mark.parametrize("run", ["first", "second"])
-async def test_rows_of_a_test_are_rolled_back(run: str) -> None:
+async def test_rows_of_a_test_are_rolled_back(run: str, django_user_model: Any) -> None:
     assert not await Conversation.objects.filter(id=LEAKY_ID).aexists()
+    assert not await django_user_model.objects.filter(username="leaky").aexists()
+    await django_user_model.objects.acreate(username="leaky")
     assert not await run_db(Journey.objects.filter(conversation_id=LEAKY_ID).exists)
     driver = JourneyDriver(
         OnboardingAgent(llm_client=_onboarding_script(), memory=DjangoMemoryManager()), LEAKY_ID
@@ -136,7 +146,9 @@ def test_rows_of_a_sync_test_are_rolled_back(run: str, onboarding: OnboardingAge
     assert Journey.objects.filter(conversation_id=LEAKY_ID).exists()
 
 
-async def test_the_lease_serialises_concurrent_turns_inside_the_test_transaction() -> None:
+async def test_the_lease_serialises_concurrent_turns_inside_the_test_transaction(
+    admin_user: Any,
+) -> None:
     cid = uuid.uuid4()
 
     async def other_turn(busy_wait: float) -> str:
@@ -146,7 +158,7 @@ async def test_the_lease_serialises_concurrent_turns_inside_the_test_transaction
     def elsewhere(coro: Any) -> asyncio.Task[Any]:  # another turn: no lease held in its context
         return asyncio.create_task(coro, context=contextvars.Context())
 
-    async with DjangoMemoryManager().claim(cid, "onboarding-agent"):
+    async with DjangoMemoryManager().claim(cid, "onboarding-agent", owner=admin_user):
         mine = (await Conversation.objects.aget(id=cid)).lease_token
         with pytest.raises(JourneyBusy):
             await elsewhere(other_turn(busy_wait=0.0))
@@ -164,33 +176,50 @@ async def test_the_lease_serialises_concurrent_turns_inside_the_test_transaction
         for _ in range(2)
     )
     await asyncio.gather(a.say("hello"), b.say("hello"))
-    assert await Journey.objects.filter(
-        conversation_id__in=[a.conversation_id, b.conversation_id]
-    ).acount() == 2
+    assert (
+        await Journey.objects.filter(
+            conversation_id__in=[a.conversation_id, b.conversation_id]
+        ).acount()
+        == 2
+    )
 
 
-async def test_a_failed_unit_of_work_rolls_back_to_its_savepoint_only() -> None:
+async def test_a_failed_unit_of_work_rolls_back_to_its_savepoint_only(admin_user: Any) -> None:
     cid = uuid.uuid4()
 
     def create_then_fail() -> None:
         with transaction.atomic():
-            Conversation.objects.create(id=cid, agent_key="x")
+            Conversation.objects.create(id=cid, agent_key="x", owner=admin_user)
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
         await run_db(create_then_fail)
     assert not await Conversation.objects.filter(id=cid).aexists()
-    await run_db(Conversation.objects.create, id=cid, agent_key="x")  # the transaction lives on
-    assert await Conversation.objects.filter(id=cid).aexists()
+    # The test's transaction lives on: its user is still there, new work still commits to it.
+    await run_db(Conversation.objects.create, id=cid, agent_key="x", owner=admin_user)
+    assert await Conversation.objects.filter(id=cid, owner=admin_user).aexists()
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_transactional_tests_keep_the_thread_pool() -> None:
-    assert not art_db.sharing_test_connections()
+    assert not sharing_test_connections()
     cid = uuid.uuid4()
     await run_db(Conversation.objects.create, id=cid, agent_key="x")
     assert await Conversation.objects.filter(id=cid).aexists()
 
 
 def test_db_tests_share_the_test_connection() -> None:
-    assert art_db.sharing_test_connections()
+    assert sharing_test_connections()
+
+
+class JourneyInADjangoTestCase(TestCase):
+    """Django's own ``TestCase`` wraps its tests in a transaction too."""
+
+    async def test_an_async_journey_sees_and_rolls_back_with_the_test(self) -> None:
+        user = await get_user_model().objects.acreate(username="bo")
+        agent = OnboardingAgent(llm_client=_onboarding_script(), memory=DjangoMemoryManager())
+        driver = JourneyDriver(agent, owner=user)
+        await driver.say("hello")
+        journey = await Journey.objects.aget(conversation_id=driver.conversation_id)
+        self.assertEqual(journey.owner_id, user.pk)
+        self.assertTrue(sharing_test_connections())

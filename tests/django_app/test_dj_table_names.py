@@ -61,7 +61,6 @@ def standin_db(tmp_path: Path) -> Iterator[str]:
     params = {
         k: v
         for k, v in {
-            "dbname": config["NAME"],
             "user": config["USER"],
             "password": config["PASSWORD"],
             "host": config["HOST"],
@@ -69,13 +68,21 @@ def standin_db(tmp_path: Path) -> Iterator[str]:
         }.items()
         if v
     }
-    with psycopg.connect(**params, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def admin() -> psycopg.Connection[Any]:
+        # The maintenance database, as Django's test runner uses; else the URL's own.
+        try:
+            return psycopg.connect(dbname="postgres", **params, autocommit=True)
+        except psycopg.OperationalError:
+            return psycopg.connect(dbname=config["NAME"], **params, autocommit=True)
+
+    with admin() as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
     try:
         yield urlunparse(urlparse(url)._replace(path=f"/{name}"))
     finally:
-        with psycopg.connect(**params, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with admin() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _run(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -230,6 +230,7 @@ class LLMExecutor:
         else:
             hooks, active = self.hooks, self._active
         executor = tool_executor or self.tool_executor
+        run_tool = tool_runner(executor) if executor is not None else None
         config = self.config
         view = step_view()
         prompt = view.system_prompt
@@ -302,7 +303,7 @@ class LLMExecutor:
                 if "on_tool_calls" in active:
                     await hooks.on_tool_calls(calls)  # type: ignore[union-attr]
                 for call in calls:
-                    record = await self._run_call(call, view, executor, hooks, active)
+                    record = await self._run_call(call, view, executor, run_tool, hooks, active)
                     records.append(record)
                     convo.append(
                         {"role": "tool", "tool_call_id": record.id, "content": record.result}
@@ -387,6 +388,7 @@ class LLMExecutor:
         call: dict[str, Any],
         view: StepView,
         executor: ToolExecutor | None,
+        run_tool: Callable[[str, dict[str, Any]], Any] | None,
         hooks: ExecutorHooks | None,
         active: frozenset[str],
     ) -> ToolCallRecord:
@@ -417,7 +419,7 @@ class LLMExecutor:
         if "on_tool_start" in active:
             await hooks.on_tool_start(name, arguments)  # type: ignore[union-attr]
         try:
-            raw = await tool_runner(executor)(name, arguments)
+            raw = await run_tool(name, arguments)  # type: ignore[misc]
         except Exception as exc:
             if "on_tool_error" in active:
                 await hooks.on_tool_error(name, arguments, exc)  # type: ignore[union-attr]
@@ -479,7 +481,11 @@ def _normalize_message(
         message = None
     if type(message) is dict and message.get("role") == "assistant":
         content = message.get("content")
-        if content is None or (type(content) is str and clean_text(content) is content):
+        if (
+            content is None
+            or (type(content) is str and content.isascii() and "\x00" not in content)
+            or (type(content) is str and clean_text(content) is content)
+        ):
             given = message.get("tool_calls")
             if not given:
                 if "tool_calls" not in message:

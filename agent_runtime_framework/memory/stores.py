@@ -175,7 +175,7 @@ class ConversationStore:
     def append_messages_now(self, conversation_id: Any, messages: Sequence[dict[str, Any]]) -> None:
         if messages:
             self._messages.setdefault(str(conversation_id), []).extend(
-                [StoredMessage(m) for m in messages]
+                map(StoredMessage.of, messages)
             )
 
     async def count(self, conversation_id: Any) -> int:

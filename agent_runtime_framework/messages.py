@@ -144,9 +144,14 @@ def as_message(message: Any) -> dict[str, Any]:
     """
     if type(message) is dict and len(message) == 2:  # {"role", "content"}: the usual input
         role, content = message.get("role"), message.get("content")
-        if type(role) is str and role and type(content) is str and content.isascii():
-            if "\x00" not in content:
-                return {"role": role, "content": content}
+        if (
+            type(role) is str
+            and role
+            and type(content) is str
+            and content.isascii()
+            and "\x00" not in content
+        ):
+            return {"role": role, "content": content}
     if type(message) is dict or isinstance(message, Mapping):
         data = dict(message)
     elif hasattr(message, "to_dict"):

@@ -253,8 +253,9 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
             if self.is_terminal_state(state) and self._closing(new_input):
                 # 0.3.0: a "thank you" after the end needs no model call and no reply.
                 await memory.commit(conversation_id, key, messages=repaired + new_input)
-                return AgentResult("", state, new_input, step=getattr(state, "step", None),
-                                   complete=True)
+                return AgentResult(
+                    "", state, new_input, step=getattr(state, "step", None), complete=True
+                )
 
             tools = self.create_tools(state, ctx)
             holder = _StateHolder(self, state, tools)

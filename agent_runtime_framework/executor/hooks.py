@@ -98,9 +98,7 @@ def overridden_hooks(hooks: ExecutorHooks | None) -> frozenset[str]:
     cls = type(hooks)
     found = _OVERRIDES.get(cls)
     if found is None:
-        names = {
-            name for name in HOOK_NAMES if getattr(cls, name, None) is not _BASE_METHODS[name]
-        }
+        names = {name for name in HOOK_NAMES if getattr(cls, name, None) is not _BASE_METHODS[name]}
         if "on_complete" in names and _takes_two_arguments(cls.on_complete):
             names.discard("on_complete")
             names.add("on_complete_030")
@@ -117,9 +115,7 @@ def _takes_two_arguments(method: Any) -> bool:
         parameters = list(inspect.signature(method).parameters.values())[1:]  # no self
     except (TypeError, ValueError):
         return False
-    positional = [
-        p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) >= 2
 
 

@@ -52,10 +52,7 @@ class MemoryContext:
 
     def get_message_dicts(self) -> list[dict[str, Any]]:
         """The history as plain dicts in 0.3.0's form (0.3.0)."""
-        return [
-            m.to_dict() if hasattr(m, "to_dict") else dict(m)
-            for m in self.messages
-        ]
+        return [m.to_dict() if hasattr(m, "to_dict") else dict(m) for m in self.messages]
 
 
 @dataclass(slots=True)
@@ -80,9 +77,7 @@ async def build_memory_context(
     message_limit: int | None = None,
 ) -> MemoryContext:
     """Load a ``MemoryContext`` from the stores given (0.3.0's helper; either may be None)."""
-    state = (
-        await state_store.load(conversation_id, agent_key) if state_store is not None else None
-    )
+    state = await state_store.load(conversation_id, agent_key) if state_store is not None else None
     messages = (
         await conversation_store.get_messages(conversation_id, message_limit)
         if conversation_store is not None

@@ -613,6 +613,7 @@ async def run_turn(
     *,
     create: bool = True,
     reach_ownerless: bool = True,
+    run_id: Any = None,
 ) -> TurnResult:
     """Play one user message on a conversation and return the turn's result.
 
@@ -621,7 +622,9 @@ async def run_turn(
     ``ConversationNotFound``; with neither, only ownerless conversations are reachable,
     and none with ``reach_ownerless=False`` (the HTTP API: see ``owns``).
     ``agent_key`` None means the conversation's own agent; ``create=False`` refuses to
-    create a missing conversation. Raises ``UnknownAgent``,
+    create a missing conversation. ``run_id`` (a UUID; default: a new one) lets a caller
+    that follows the turn's events live pick them out by run before the turn returns.
+    Raises ``UnknownAgent``,
     ``JourneyBusy`` (another turn holds it), ``RequestInProgress`` (same idempotency key
     still running), and whatever the model raises (``LLMError``).
     """
@@ -653,7 +656,7 @@ async def run_turn(
     try:
         _prepare(runtime)
         metadata = {"owner": user if user_id is not None else None, "session_key": session}
-        run_id = uuid.uuid4()
+        run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
         if is_runcontext_runtime(runtime):
             turn = await _run_runcontext_runtime(runtime, key, cid, message, metadata, run_id)
         else:

@@ -48,26 +48,32 @@ _PROVIDER_ALIASES = {
     "offline": "standin",
 }
 
-HOW_TO_CONFIGURE = """\
-No LLM client is configured. Configure one of these:
-  * pass it explicitly:  MyAgent(llm_client=OpenAIClient("gpt-4o-mini"))
-  * Django settings:     AGENT_RUNTIME_FRAMEWORK = {"LLM": {"PROVIDER": "openai",
-                             "MODEL": "gpt-4o-mini", "API_KEY": "sk-...", "BASE_URL": None,
-                             "OPTIONS": {"timeout": 60}}}
-                         (PROVIDER: "openai", "azure", "anthropic", "ollama" or "standin")
-  * environment:         OPENAI_API_KEY=sk-... (optional OPENAI_MODEL, default gpt-4o-mini;
-                         OPENAI_BASE_URL for Ollama/vLLM/other compatible servers), or
-                         ANTHROPIC_API_KEY=sk-ant-... (optional ANTHROPIC_MODEL), or
-                         AGENT_RUNTIME_LLM="openai:gpt-4o-mini" / "anthropic:claude-sonnet-4-5"
-                         / "ollama:llama3.1" / "standin"
-  * no model at all:     OfflineStandInLLM() or AGENT_RUNTIME_LLM=standin (a rule-based
-                         stand-in for demos and tests; it is not an AI)
-The provider SDKs are optional: pip install agent-runtime-framework[openai] or [anthropic]."""
+#: One line on purpose: the HTTP API's 503 body (``llm_not_configured``) carries the first
+#: line of the error, so everything a newcomer needs to act on has to be on it.
+HOW_TO_CONFIGURE = (
+    "No LLM client is configured. Configure one of these: "
+    '(1) pass it explicitly, e.g. MyAgent(llm_client=OpenAIClient("gpt-4o-mini")); '
+    '(2) Django settings: AGENT_RUNTIME_FRAMEWORK = {"LLM": {"PROVIDER": "openai", '
+    '"MODEL": "gpt-4o-mini", "API_KEY": "sk-...", "BASE_URL": None, "OPTIONS": '
+    '{"timeout": 60}}} (PROVIDER: "openai", "azure", "anthropic", "ollama" or "standin"); '
+    "(3) environment: OPENAI_API_KEY=sk-... (optional OPENAI_MODEL, default gpt-4o-mini; "
+    "OPENAI_BASE_URL for Ollama/vLLM/other compatible servers), or "
+    "ANTHROPIC_API_KEY=sk-ant-... (optional ANTHROPIC_MODEL), or "
+    'AGENT_RUNTIME_LLM="openai:gpt-4o-mini" / "anthropic:claude-sonnet-4-5" / '
+    '"ollama:llama3.1" / "standin"; '
+    "(4) no model at all: OfflineStandInLLM() or AGENT_RUNTIME_LLM=standin (a rule-based "
+    "stand-in for demos and tests; it is not an AI). "
+    "The provider SDKs are optional: pip install agent-runtime-framework[openai] or "
+    "[anthropic]."
+)
 
 
 def _not_configured(reason: str | None = None) -> NoLLMConfiguredError:
-    message = HOW_TO_CONFIGURE if reason is None else f"{reason}\n\n{HOW_TO_CONFIGURE}"
-    return NoLLMConfiguredError(message)
+    """The error, on one line (see ``HOW_TO_CONFIGURE``); ``.reason`` is the specific cause."""
+    message = HOW_TO_CONFIGURE if reason is None else f"{reason} {HOW_TO_CONFIGURE}"
+    error = NoLLMConfiguredError(message)
+    error.reason = reason  # type: ignore[attr-defined]
+    return error
 
 
 def _retry_option(options: dict[str, Any]) -> None:
@@ -287,7 +293,7 @@ def get_llm_client_or_standin(explicit: Any = None) -> LLMClient:
     try:
         return get_llm_client(explicit)
     except NoLLMConfiguredError as exc:
-        reason = str(exc).split("\n\n")[0] if "\n\n" in str(exc) else "none is configured"
+        reason = getattr(exc, "reason", None) or "none is configured"
         logger.warning(
             "No usable LLM client (%s); using OfflineStandInLLM, a rule-based stand-in "
             "that is not an AI.",

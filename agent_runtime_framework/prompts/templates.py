@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import string
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Set
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-__all__ = ["PromptManager", "PromptTemplate", "StepPromptMapping"]
+__all__ = ["PromptManager", "PromptPlaceholderWarning", "PromptTemplate", "StepPromptMapping"]
 
 StepT = TypeVar("StepT")
+
+#: ``{name}`` not preceded by ``$``: str.format / f-string syntax, which this module does
+#: not substitute (``${name}`` is a placeholder, so it does not count).
+_BRACED_NAME = re.compile(r"(?<!\$)\{([_A-Za-z][_A-Za-z0-9]*)\}")
+
+
+class PromptPlaceholderWarning(UserWarning):
+    """A prompt says ``{name}`` where ``$name`` was meant: the model would read the braces."""
 
 
 class PromptTemplate:
@@ -24,6 +34,9 @@ class PromptTemplate:
     def __init__(self, template: str, defaults: Mapping[str, Any] | None = None) -> None:
         self._compiled = string.Template(template)
         self.defaults = dict(defaults or {})
+        # Found once here so that render() pays one truth test when there are none.
+        self._braced = frozenset(_BRACED_NAME.findall(template))
+        self._warned = False
 
     @property
     def template(self) -> str:
@@ -38,6 +51,37 @@ class PromptTemplate:
             if m.group("named") or m.group("braced")
         }
 
+    @property
+    def braced_names(self) -> frozenset[str]:
+        """Names written ``{name}`` (format syntax): not placeholders here, sent as written."""
+        return self._braced
+
+    def misplaced_placeholders(self, names: Set[str] | Mapping[str, Any]) -> list[str]:
+        """The ``{name}`` of the template whose name is one of ``names`` (a value it is
+        rendered with, or its defaults): almost certainly meant as ``$name``."""
+        if not self._braced:
+            return []
+        return sorted(self._braced & (set(names) | self.defaults.keys()))
+
+    def _warn_misplaced(self, merged: Mapping[str, Any]) -> None:
+        """Warn once per template: a ``{name}`` the model would read as written."""
+        if self._warned:
+            return
+        misplaced = self.misplaced_placeholders(merged)
+        if not misplaced:
+            return
+        self._warned = True
+        written = ", ".join("{" + name + "}" for name in misplaced)
+        meant = ", ".join("$" + name for name in misplaced)
+        warnings.warn(
+            PromptPlaceholderWarning(
+                f"Prompt template contains {written}, which is sent to the model as written: "
+                f"placeholders are written {meant} (or ${{name}}). Template: "
+                f"{_excerpt(self.template)!r}"
+            ),
+            stacklevel=4,
+        )
+
     def _values(self, values: Mapping[str, Any]) -> dict[str, Any]:
         merged = {**self.defaults, **values}
         return {k: (v.value if isinstance(v, Enum) else v) for k, v in merged.items()}
@@ -48,11 +92,16 @@ class PromptTemplate:
         missing = self.placeholders - merged.keys()
         if missing:
             raise KeyError(f"Prompt template needs values for {sorted(missing)}")
+        if self._braced:
+            self._warn_misplaced(merged)
         return self._compiled.safe_substitute(merged)
 
     def safe_render(self, /, **values: Any) -> str:
         """0.3.0's rendering: placeholders without a value are left as written."""
-        return self._compiled.safe_substitute(self._values(values))
+        merged = self._values(values)
+        if self._braced:
+            self._warn_misplaced(merged)
+        return self._compiled.safe_substitute(merged)
 
     def __repr__(self) -> str:
         return f"PromptTemplate(template={self.template!r}, defaults={self.defaults!r})"
@@ -141,6 +190,10 @@ class PromptManager(Generic[StepT]):
         for enricher in self._enrichers:
             prompt = enricher(prompt, dict(context or {}))
         return prompt
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _template(prompt: str | PromptTemplate) -> PromptTemplate:

@@ -233,7 +233,7 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
             saved: dict[str, Any] | None
             if state is not None:
                 saved = self.state_to_dict(state)
-            elif loaded.state is not None:
+            elif loaded.state:  # {}: a row made when the first message was stored
                 state = self.state_from_dict(loaded.state)
                 saved = loaded.state
             else:

@@ -16,11 +16,17 @@ Check ids:
 - ``agent_runtime.E007`` ``get_initial_state()`` or ``get_tool_schemas()`` raises.
 - ``agent_runtime.W001`` a runtime is registered under a key other than its ``.key``.
 - ``agent_runtime.W002`` tools could not be created for a step, so E002/E003 were skipped.
+- ``agent_runtime.W003`` a step's prompt says ``{name}`` where ``$name`` was meant (a value
+  the prompt is rendered with, or a field of the state): the model would read the braces.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import inspect
+import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,11 +34,18 @@ from django.core import checks
 
 from ..agents.context import AgentContext
 from ..agents.introspect import journey_steps, step_value
+from ..prompts.templates import (
+    PromptManager,
+    PromptPlaceholderWarning,
+    PromptTemplate,
+    StepPromptMapping,
+)
 
 __all__ = [
     "check_agent",
     "check_agent_keys",
     "check_agents",
+    "check_prompt_placeholders",
     "check_settings",
     "iter_agents",
 ]
@@ -97,8 +110,86 @@ def _signature_problem(method: Any, parameters: list[str]) -> str | None:
     return None
 
 
+_BRACED_NAME = re.compile(r"(?<!\$)\{([_A-Za-z][_A-Za-z0-9]*)\}")
+
+
+def _prompt_sources(agent: Any) -> list[tuple[StepPromptMapping[Any], PromptManager[Any] | None]]:
+    """The step prompt mappings an agent holds (as attributes, directly or in a manager)."""
+    found: list[tuple[StepPromptMapping[Any], PromptManager[Any] | None]] = []
+    seen: set[int] = set()
+    names = set(vars(agent)) if hasattr(agent, "__dict__") else set()
+    for klass in type(agent).__mro__:
+        names.update(vars(klass))
+    for name in sorted(names):
+        try:
+            value = getattr(agent, name, None)
+        except Exception:  # a property that needs a live context
+            continue
+        if isinstance(value, PromptManager):
+            mapping, manager = value.mapping, value
+        elif isinstance(value, StepPromptMapping):
+            mapping, manager = value, None
+        else:
+            continue
+        if id(mapping) not in seen:
+            seen.add(id(mapping))
+            found.append((mapping, manager))
+    return found
+
+
+def _state_names(state: Any) -> set[str]:
+    if dataclasses.is_dataclass(state):
+        return {f.name for f in dataclasses.fields(state)}
+    return (
+        {name for name in vars(state) if not name.startswith("_")}
+        if hasattr(state, "__dict__")
+        else set()
+    )
+
+
+def check_prompt_placeholders(
+    label: str, agent: Any, step: Any, state: Any, prompt: str | None = None
+) -> list[checks.CheckMessage]:
+    """W003: ``{name}`` in the step's prompt, where ``name`` is a value the prompt is
+    rendered with (its template's defaults, its manager's enricher) or a state field.
+
+    ``PromptTemplate`` placeholders are ``$name``; ``{name}`` reaches the model as written.
+    """
+    names = _state_names(state) | {"step"}
+    templates: list[PromptTemplate] = []
+    for mapping, manager in _prompt_sources(agent):
+        template = mapping.prompts.get(step, mapping.default)
+        if template is None:
+            continue
+        templates.append(template)
+        names |= template.defaults.keys()
+        enricher = manager.context_enricher if manager is not None else None
+        if enricher is not None:
+            # E001 reports a prompt that cannot be built.
+            with contextlib.suppress(Exception):
+                names |= set(enricher(state))
+    suspects: set[str] = set()
+    for template in templates:
+        suspects.update(template.misplaced_placeholders(names))
+    if isinstance(prompt, str):  # a prompt built another way: look at what the model gets
+        suspects.update(n for n in _BRACED_NAME.findall(prompt) if n in names)
+    if not suspects:
+        return []
+    written = ", ".join("{" + n + "}" for n in sorted(suspects))
+    meant = ", ".join("$" + n for n in sorted(suspects))
+    return [
+        checks.Warning(
+            f"Agent '{label}' ({type(agent).__qualname__}): the prompt of step "
+            f"'{step_value(step)}' contains {written}, which reaches the model as written.",
+            hint=f"Prompt templates substitute {meant} (or ${{name}}), not {{name}}.",
+            obj=agent,
+            id="agent_runtime.W003",
+        )
+    ]
+
+
 def check_agent(label: str, agent: Any) -> list[checks.CheckMessage]:
-    """E001/E002/E003/E007/W002 for one agent, walking every step of its enum."""
+    """E001/E002/E003/E007/W002/W003 for one agent, walking every step of its enum."""
     errors: list[checks.CheckMessage] = []
     name = type(agent).__qualname__
     try:
@@ -130,13 +221,18 @@ def check_agent(label: str, agent: Any) -> list[checks.CheckMessage]:
                 )
             )
             continue
+        prompt = None
         try:
-            prompt = agent.get_system_prompt(state)
+            with warnings.catch_warnings():
+                # W003 below says it with the step and the agent's name.
+                warnings.simplefilter("ignore", PromptPlaceholderWarning)
+                prompt = agent.get_system_prompt(state)
             problem = (
                 None if isinstance(prompt, str) and prompt.strip() else (f"returned {prompt!r}")
             )
         except Exception as exc:
             problem = f"raised {type(exc).__name__}: {exc}"
+        errors.extend(check_prompt_placeholders(label, agent, step, state, prompt))
         if problem:
             errors.append(
                 checks.Error(

@@ -79,7 +79,7 @@ class PromptTemplate:
                 f"placeholders are written {meant} (or ${{name}}). Template: "
                 f"{_excerpt(self.template)!r}"
             ),
-            stacklevel=4,
+            stacklevel=3,
         )
 
     def _values(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -421,3 +421,30 @@ def test_concurrent_turns_on_one_conversation_lose_no_update() -> None:
     assert len(rows) == workers * turns * 4  # user, call, result, reply
     assert [r.seq for r in rows] == list(range(len(rows)))
     assert Conversation.objects.get(id=cid).lease_token == ""
+
+
+async def test_a_turn_that_fails_at_the_model_keeps_the_message_and_the_next_turn_starts_clean() -> None:
+    """The user's message is stored before the model call; the journey row made then holds
+    no state, and the next turn starts from the initial state (not from ``{}``)."""
+
+    class StrictState(OnboardingState):
+        @classmethod
+        def from_dict(cls, data: dict) -> OnboardingState:  # type: ignore[override]
+            return OnboardingState(step=OnboardingStep(data["step"]), name=data["name"])
+
+    class StrictAgent(OnboardingAgent):
+        def get_initial_state(self) -> OnboardingState:
+            return StrictState()
+
+    llm = ScriptedLLM().fail(ConnectionError("provider down")).call("start").reply("Name?")
+    agent = StrictAgent(llm_client=llm, memory=DjangoMemoryManager())
+    cid = uuid.uuid4()
+    with pytest.raises(ConnectionError):
+        await agent.run(AgentContext.for_message(cid, "hello"))
+    assert [r.content for r in await run_db(_messages, cid)] == ["hello"]
+    result = await agent.run(AgentContext.for_message(cid, "hello again"))
+    assert result.response == "Name?" and result.state.step == OnboardingStep.COLLECT_NAME
+    assert [r.content for r in await run_db(_messages, cid) if r.role == "user"] == [
+        "hello",
+        "hello again",
+    ]

@@ -10,6 +10,7 @@ from .agents import (
     AgentResult,
     JourneyAgent,
     JourneyConfig,
+    JourneyNotParked,
     RoutedJourneyAgent,
 )
 from .config import (
@@ -86,6 +87,7 @@ __all__ = [
     "JourneyAgent",
     "JourneyBusy",
     "JourneyConfig",
+    "JourneyNotParked",
     "LLMClient",
     "LLMError",
     "LLMExecutor",

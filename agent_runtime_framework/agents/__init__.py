@@ -2,19 +2,24 @@
 
 from .base import BaseAgent, LLMClient
 from .context import AgentContext, AgentMessage, AgentResult, JourneyConfig
+from .control import SWITCH_TOOL, ConversationControl, JourneyNotParked, Revisions
 from .introspect import journey_progress, journey_steps, step_progress, step_value
 from .journey import JourneyAgent, JourneyToolExecutor, new_input_messages
 from .routed import RoutedJourneyAgent
 
 __all__ = [
+    "SWITCH_TOOL",
     "AgentContext",
     "AgentMessage",
     "AgentResult",
     "BaseAgent",
+    "ConversationControl",
     "JourneyAgent",
     "JourneyConfig",
+    "JourneyNotParked",
     "JourneyToolExecutor",
     "LLMClient",
+    "Revisions",
     "RoutedJourneyAgent",
     "journey_progress",
     "journey_steps",

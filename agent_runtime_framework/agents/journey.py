@@ -9,8 +9,8 @@ reply. A failure later in the turn therefore loses nothing already committed.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Coroutine, Sequence
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Collection, Coroutine, Sequence
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from ..executor.hooks import CompositeHooks, ExecutorHooks
 from ..executor.loop import LLMExecutor, LLMExecutorConfig, StepView, ToolCallRecord
@@ -22,6 +22,7 @@ from ..tools.executors import ToolExecutor
 from ..tools.schema import ToolSchema
 from .base import BaseAgent
 from .context import AgentContext, AgentResult, JourneyConfig
+from .control import CONTROL_KEY, ControlledToolExecutor, Revisions
 
 __all__ = ["JourneyAgent", "JourneyDefaults", "JourneyToolExecutor", "new_input_messages"]
 
@@ -122,6 +123,9 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
     """
 
     journey_config: JourneyConfig | None = None
+    #: Steps whose answers the user may correct later: every tool of these steps is
+    #: revisable (as ``@tool(revisable=True)``). None: only tools that say so.
+    revisable_steps: ClassVar[Collection[Any] | None] = None
 
     def __init__(
         self,
@@ -141,6 +145,14 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
         # The optional persistence hooks cost an await per commit; skip the defaults.
         self._custom_load = type(self).load_state is not JourneyAgent.load_state
         self._custom_save = type(self).save_state is not JourneyAgent.save_state
+        self._revisions: Revisions | None = None
+
+    @property
+    def revisions(self) -> Revisions:
+        """The corrections this journey declares (``revisable`` tools, ``revisable_steps``)."""
+        if self._revisions is None:
+            self._revisions = Revisions.of(self)
+        return self._revisions
 
     # -- the seed's contract ------------------------------------------------------------
     @property
@@ -258,7 +270,17 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 )
 
             tools = self.create_tools(state, ctx)
-            holder = _StateHolder(self, state, tools)
+            control = ctx.metadata.get(CONTROL_KEY)
+            revisions = self._revisions if self._revisions is not None else self.revisions
+            holder: _StateHolder | ControlledToolExecutor
+            cancelled = ctx.cancelled
+            if control is None and not revisions:
+                holder = _StateHolder(self, state, tools)
+            else:
+                # Corrections and/or the router's switch tool join the step's tools.
+                holder = ControlledToolExecutor(self, state, tools, revisions, control)
+                if control is not None:
+                    cancelled = _until_switched(control, ctx.cancelled)
             pending: list[dict[str, Any]] = repaired + new_input
             last_committed: ToolCallRecord | None = None
             last_complete = False  # is_terminal_state at the last commit
@@ -311,7 +333,7 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                     step_view=holder.step_view,
                     tool_executor=holder,
                     after_tool_call=after_tool_call,
-                    cancelled=ctx.cancelled,
+                    cancelled=cancelled,
                     hooks=run_hooks,
                 )
             except BaseException:
@@ -347,7 +369,7 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
             if changed and self._custom_save:
                 await self.save_state(ctx, final_state)
             # Positional (in field order): a dozen keyword arguments cost as much again.
-            return AgentResult(
+            result = AgentResult(
                 outcome.content,  # response
                 final_state,  # state
                 new_input + outcome.messages,  # messages
@@ -359,6 +381,9 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 complete,  # complete
                 getattr(tools, "handoff_requested", None),  # handoff
             )
+            if isinstance(holder, ControlledToolExecutor) and holder.events:
+                result.metadata["control_events"] = holder.events
+            return result
 
     def _closing(self, new_input: list[dict[str, Any]]) -> bool:
         text = new_input[-1].get("content") if new_input else None
@@ -369,6 +394,15 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
             client = self.get_llm_client()
             self._executor = LLMExecutor(client, config=self.executor_config())
         return self._executor
+
+
+def _until_switched(control: Any, cancelled: Any) -> Any:
+    """The run's cancel check: also stop once the model switched to another journey."""
+
+    def check() -> bool:
+        return control.requested is not None or (cancelled is not None and bool(cancelled()))
+
+    return check
 
 
 class _StateHolder(JourneyToolExecutor):

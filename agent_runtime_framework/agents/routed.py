@@ -4,6 +4,13 @@ The first turn routes: the model is offered the router's routing tools (through 
 ``LLMExecutor`` loop); if it picks none, the keyword ``IntentDetector`` decides. Later turns
 go straight to the chosen journey. The choice is persisted under the router's own key, and
 a journey hands the user back with ``tools.request_handoff()``.
+
+Conversation control (``agents/control.py``): at every step the journey is also offered
+``switch_journey(journey)``. Its call ends the journey's run; the router then *parks* that
+journey (its state and step stay; its row's status is ``parked``) and starts or resumes
+the other one in the same turn. Several journeys may be parked, one is active; switching
+back to a parked journey resumes it at its step. The router's state holds the active
+journey and the parked ones, so nothing depends on the model remembering them.
 """
 
 from __future__ import annotations
@@ -19,6 +26,16 @@ from ..memory.manager import CommitInfo, MemoryManager
 from ..router.intent import IntentDetector, IntentRouter
 from ..tools.executors import CallableToolExecutor
 from .context import AgentContext, AgentResult
+from .control import (
+    CONTROL_KEY,
+    JOURNEY_ABANDONED,
+    JOURNEY_PARKED,
+    JOURNEY_RESUMED,
+    JOURNEY_STARTED,
+    ConversationControl,
+    JourneyNotParked,
+    SwitchOption,
+)
 from .journey import JourneyAgent, new_input_messages
 
 __all__ = ["RoutedJourneyAgent"]
@@ -29,6 +46,10 @@ DEFAULT_ROUTING_PROMPT = (
     "You are the front desk. Find out what the user wants and call the tool of the "
     "matching service. If it is unclear, ask one short question."
 )
+
+
+#: Journey row statuses conversation control sets (the Django app's ``JourneyStatus``).
+STATUS_ACTIVE, STATUS_PARKED, STATUS_ABANDONED = "active", "parked", "abandoned"
 
 
 def _plain(value: Any) -> Any:
@@ -49,6 +70,9 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         routing_prompt: str = DEFAULT_ROUTING_PROMPT,
         detector: IntentDetector[JourneyT] | None = None,
         return_to_router_on_complete: bool = True,
+        allow_switching: bool = True,
+        max_switches_per_turn: int = 2,
+        remind_parked: bool = True,
     ) -> None:
         missing = [r.journey for r in router.routes if r.journey not in agents]
         if missing:
@@ -61,7 +85,15 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         self.routing_prompt = routing_prompt
         self.detector = detector or router.detector()
         self.return_to_router_on_complete = return_to_router_on_complete
+        #: Offer ``switch_journey`` at every step of the active journey.
+        self.allow_switching = allow_switching
+        #: Switches one turn may make (a model bouncing between journeys stops there).
+        self.max_switches_per_turn = max_switches_per_turn
+        #: When the active journey completes, tell the user which ones are still parked.
+        self.remind_parked = remind_parked
         self._by_value = {_plain(j): j for j in self.agents}
+        self._by_text = {str(_plain(j)): j for j in self.agents}
+        self._options = self._switch_options()
         for agent in self.agents.values():
             # One conversation, one history: the journeys share the router's memory.
             if agent._memory_is_default:
@@ -79,13 +111,161 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             return None
         return self._by_value.get(data["journey"])
 
-    async def _choose(self, conversation_id: Any, journey: JourneyT | None, how: str) -> None:
+    def journey_key(self, value: Any) -> str | None:
+        """The agent key of the journey stored as ``value`` (None: not one of ours)."""
+        journey = self._by_value.get(value)
+        return self.agents[journey].key if journey is not None else None
+
+    async def parked_journeys(self, conversation_id: Any) -> list[JourneyT]:
+        """The journeys parked in this conversation, oldest first."""
+        data = await self.memory.load_state(conversation_id, self.key) or {}
+        return [self._by_value[v] for v in data.get("parked") or () if v in self._by_value]
+
+    async def _choose(
+        self,
+        conversation_id: Any,
+        journey: JourneyT | None,
+        how: str,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Persist the active journey (and the parked ones, kept in ``data``)."""
+        state = dict(data or {})
+        state["journey"] = _plain(journey) if journey is not None else None
+        state["routed_by"] = how
+        if data is not None:
+            data.update(state)
         await self.memory.commit(
             conversation_id,
             self.key,
-            state={"journey": _plain(journey) if journey is not None else None, "routed_by": how},
+            state=state,
             info=CommitInfo(step=_plain(journey) if journey is not None else None),
         )
+
+    # -- conversation control ----------------------------------------------------------------
+    def _switch_options(self) -> dict[Any, SwitchOption]:
+        """One option per routed journey: the routes' descriptions and keywords merged."""
+        merged: dict[Any, tuple[list[str], list[str]]] = {}
+        for route in self.router.routes:
+            descriptions, keywords = merged.setdefault(route.journey, ([], []))
+            if route.description:
+                descriptions.append(route.description)
+            keywords.extend(k for k in route.keywords if k not in keywords)
+        return {
+            journey: SwitchOption(str(_plain(journey)), " ".join(d), tuple(k))
+            for journey, (d, k) in merged.items()
+        }
+
+    def _control(self, journey: JourneyT) -> ConversationControl | None:
+        options = [o for j, o in self._options.items() if j != journey]
+        return ConversationControl(options) if options else None
+
+    async def _park(
+        self, conversation_id: Any, data: dict[str, Any], journey: JourneyT, step: Any
+    ) -> list[dict[str, Any]]:
+        """Set the journey aside: its state stays, its row says ``parked``."""
+        value = _plain(journey)
+        data["parked"] = [v for v in data.get("parked") or () if v != value] + [value]
+        agent = self.agents[journey]
+        await self.memory.commit(
+            conversation_id, agent.key, info=CommitInfo(step=step, status=STATUS_PARKED)
+        )
+        return [{"type": JOURNEY_PARKED, "journey": agent.key, "step": _plain(step)}]
+
+    async def _enter(
+        self, conversation_id: Any, data: dict[str, Any], journey: JourneyT, how: str
+    ) -> list[dict[str, Any]]:
+        """Make ``journey`` the active one: resume it if parked, else start it (afresh when
+        its earlier run completed or was abandoned)."""
+        value = _plain(journey)
+        agent = self.agents[journey]
+        parked = [v for v in data.get("parked") or () if v != value]
+        abandoned = [v for v in data.get("abandoned") or () if v != value]
+        stored = await self.memory.load_state(conversation_id, agent.key)
+        events: list[dict[str, Any]] = []
+        if value in (data.get("parked") or ()):
+            step = (stored or {}).get("step")
+            await self.memory.commit(
+                conversation_id, agent.key, info=CommitInfo(step=step, status=STATUS_ACTIVE)
+            )
+            events.append({"type": JOURNEY_RESUMED, "journey": agent.key, "step": step})
+        else:
+            again = stored is not None and (
+                value in (data.get("abandoned") or ()) or self._finished(agent, stored)
+            )
+            if again:
+                initial = agent.get_initial_state()
+                await self.memory.commit(
+                    conversation_id,
+                    agent.key,
+                    state=agent.state_to_dict(initial),
+                    info=CommitInfo(step=getattr(initial, "step", None), status=STATUS_ACTIVE),
+                )
+            if again or how == "switch":
+                events.append(
+                    {"type": JOURNEY_STARTED, "journey": agent.key, "how": how, "again": again}
+                )
+        data["parked"], data["abandoned"] = parked, abandoned
+        return events
+
+    @staticmethod
+    def _finished(agent: JourneyAgent[Any, Any, Any], stored: dict[str, Any]) -> bool:
+        try:
+            return bool(agent.is_terminal_state(agent.state_from_dict(stored)))
+        except Exception:  # a state that no longer loads: the journey runs and says so
+            return False
+
+    async def resume(
+        self, conversation_id: Any, journey: JourneyT, *, owner: Any = None
+    ) -> list[dict[str, Any]]:
+        """Make a parked journey the active one (the active one is parked in turn).
+
+        For hosts (a "resume" button); the model does the same with ``switch_journey``.
+        Raises ``JourneyNotParked`` for a journey that is not parked: never started,
+        already active, completed or abandoned. Returns the events.
+        """
+        async with self.memory.claim(conversation_id, self.key, owner=owner):
+            data = dict(await self.memory.load_state(conversation_id, self.key) or {})
+            value = _plain(journey)
+            if journey not in self.agents or value not in (data.get("parked") or ()):
+                state = "active" if data.get("journey") == value else "not parked"
+                if value in (data.get("abandoned") or ()):
+                    state = "abandoned"
+                raise JourneyNotParked(f"Journey {value!r} is {state}: there is nothing to resume")
+            events: list[dict[str, Any]] = []
+            current = self._by_value.get(data.get("journey"))
+            if current is not None:
+                stored = await self.memory.load_state(conversation_id, self.agents[current].key)
+                if stored is not None and not self._finished(self.agents[current], stored):
+                    events += await self._park(conversation_id, data, current, stored.get("step"))
+            events += await self._enter(conversation_id, data, journey, "resume")
+            await self._choose(conversation_id, journey, "resume", data)
+            return events
+
+    async def abandon(
+        self, conversation_id: Any, journey: JourneyT | None = None, *, owner: Any = None
+    ) -> list[dict[str, Any]]:
+        """Give up the active journey (or a parked one): status ``abandoned``, not resumable;
+        switching to it later starts it afresh. Raises ``JourneyNotParked`` when ``journey``
+        is neither active nor parked."""
+        async with self.memory.claim(conversation_id, self.key, owner=owner):
+            data = dict(await self.memory.load_state(conversation_id, self.key) or {})
+            target = journey if journey is not None else self._by_value.get(data.get("journey"))
+            value = _plain(target)
+            active = target is not None and data.get("journey") == value
+            if target is None or not (active or value in (data.get("parked") or ())):
+                raise JourneyNotParked(f"Journey {value!r} is neither active nor parked")
+            agent = self.agents[target]
+            stored = await self.memory.load_state(conversation_id, agent.key) or {}
+            await self.memory.commit(
+                conversation_id,
+                agent.key,
+                info=CommitInfo(step=stored.get("step"), status=STATUS_ABANDONED),
+            )
+            data["parked"] = [v for v in data.get("parked") or () if v != value]
+            data["abandoned"] = [v for v in data.get("abandoned") or () if v != value] + [value]
+            still = self._by_value.get(data.get("journey")) if not active else None
+            await self._choose(conversation_id, still, "abandon", data)
+            return [{"type": JOURNEY_ABANDONED, "journey": agent.key, "step": stored.get("step")}]
 
     async def route(
         self, ctx: AgentContext, hooks: ExecutorHooks | None = None, *, stored: bool = False
@@ -153,9 +333,12 @@ class RoutedJourneyAgent(Generic[JourneyT]):
     async def _run_claimed(
         self, ctx: AgentContext, conversation_id: Any, hooks: ExecutorHooks | None
     ) -> AgentResult:
-        journey = await self.current_journey(conversation_id)
+        data = dict(await self.memory.load_state(conversation_id, self.key) or {})
+        value = data.get("journey")
+        journey = self._by_value.get(value) if value is not None else None
         routed_by = None
         stored: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
         if journey is None:
             if not self.memory.commits_in_process:
                 # The user's message is durable before the routing model is called; the
@@ -167,11 +350,35 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             if journey is None:
                 assert reply is not None
                 return reply
-            await self._choose(conversation_id, journey, routed_by)
+            events += await self._enter(conversation_id, data, journey, routed_by)
+            await self._choose(conversation_id, journey, routed_by, data)
             if stored:
                 ctx = dataclasses.replace(ctx, input_messages=[])
-        agent = self.agents[journey]
-        result = await agent.run(ctx, hooks=hooks)
+        results: list[AgentResult] = []
+        while True:
+            agent = self.agents[journey]
+            control = (
+                self._control(journey)
+                if self.allow_switching and len(results) < self.max_switches_per_turn
+                else None
+            )
+            run_ctx = ctx
+            if control is not None:
+                run_ctx = dataclasses.replace(ctx, metadata={**ctx.metadata, CONTROL_KEY: control})
+            result = await agent.run(run_ctx, hooks=hooks)
+            results.append(result)
+            events.extend(result.metadata.get("control_events") or ())
+            if control is None or control.requested is None:
+                break
+            # The model switched: park this journey, start or resume the other, same turn.
+            target = self._by_text[control.requested]
+            if not result.complete:
+                events += await self._park(conversation_id, data, journey, result.step)
+            events += await self._enter(conversation_id, data, target, "switch")
+            journey, routed_by = target, "switch"
+            await self._choose(conversation_id, journey, routed_by, data)
+            ctx = dataclasses.replace(ctx, input_messages=[])
+        result = _merge(results) if len(results) > 1 else results[0]
         if stored:
             result.messages[:0] = stored
         result.metadata["journey"] = _plain(journey)
@@ -179,8 +386,30 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         if routed_by:
             result.metadata["routed_by"] = routed_by
         if result.handoff or (self.return_to_router_on_complete and result.complete):
-            await self._choose(conversation_id, None, "handoff" if result.handoff else "complete")
+            await self._choose(
+                conversation_id, None, "handoff" if result.handoff else "complete", data
+            )
+            if result.complete and data.get("parked") and self.remind_parked:
+                result.response = f"{result.response} {self._reminder(data['parked'])}".strip()
+        parked = [
+            self.agents[self._by_value[v]].key
+            for v in data.get("parked") or ()
+            if v in self._by_value
+        ]
+        if parked:
+            result.metadata["parked"] = parked
+        if events:
+            result.metadata["control_events"] = events
         return result
+
+    def _reminder(self, parked: list[Any]) -> str:
+        """What the user reads when a journey completes while others wait."""
+        names = [str(v) for v in parked]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return (
+            f'You also have an unfinished {listed}: say "back to my {names[-1]}" '
+            "to pick up where you left off."
+        )
 
     def _llm(self) -> Any:
         if self.llm_client is None:
@@ -188,3 +417,18 @@ class RoutedJourneyAgent(Generic[JourneyT]):
 
             self.llm_client = get_llm_client()
         return self.llm_client
+
+
+def _merge(results: list[AgentResult]) -> AgentResult:
+    """One turn's result from the runs of the journeys it went through (the last answers)."""
+    last = results[-1]
+    usage: dict[str, int] = {}
+    for r in results:
+        for name, count in r.usage.items():
+            usage[name] = usage.get(name, 0) + int(count)
+    last.messages = [m for r in results for m in r.messages]
+    last.usage = usage
+    last.tool_calls = [c for r in results for c in r.tool_calls]
+    last.iterations = sum(r.iterations for r in results)
+    last.metadata.pop("control_events", None)  # the router lists every run's events
+    return last

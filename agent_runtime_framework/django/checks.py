@@ -114,17 +114,16 @@ _BRACED_NAME = re.compile(r"(?<!\$)\{([_A-Za-z][_A-Za-z0-9]*)\}")
 
 
 def _prompt_sources(agent: Any) -> list[tuple[StepPromptMapping[Any], PromptManager[Any] | None]]:
-    """The step prompt mappings an agent holds (as attributes, directly or in a manager)."""
+    """The step prompt mappings an agent holds as attributes, directly or in a manager.
+
+    Read statically (instance and class dicts) so that no property runs.
+    """
     found: list[tuple[StepPromptMapping[Any], PromptManager[Any] | None]] = []
     seen: set[int] = set()
-    names = set(vars(agent)) if hasattr(agent, "__dict__") else set()
+    values = list(vars(agent).values()) if hasattr(agent, "__dict__") else []
     for klass in type(agent).__mro__:
-        names.update(vars(klass))
-    for name in sorted(names):
-        try:
-            value = getattr(agent, name, None)
-        except Exception:  # a property that needs a live context
-            continue
+        values.extend(vars(klass).values())
+    for value in values:
         if isinstance(value, PromptManager):
             mapping, manager = value.mapping, value
         elif isinstance(value, StepPromptMapping):

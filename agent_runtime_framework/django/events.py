@@ -28,6 +28,13 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from ..agents.control import (
+    JOURNEY_ABANDONED,
+    JOURNEY_PARKED,
+    JOURNEY_RESUMED,
+    JOURNEY_REVISED,
+    JOURNEY_STARTED,
+)
 from ..executor.hooks import ExecutorHooks
 from .db import run_db
 from .models import JourneyEvent
@@ -41,8 +48,13 @@ __all__ = [
     "ASSISTANT_MESSAGE",
     "ERROR",
     "EVENT_TYPES",
+    "JOURNEY_ABANDONED",
     "JOURNEY_COMPLETED",
+    "JOURNEY_PARKED",
+    "JOURNEY_RESUMED",
+    "JOURNEY_REVISED",
     "JOURNEY_ROUTED",
+    "JOURNEY_STARTED",
     "JOURNEY_STEP_CHANGED",
     "PROGRESS_UPDATE",
     "RUN_CANCELLED",
@@ -102,6 +114,12 @@ EVENT_TYPES = frozenset(
         JOURNEY_STEP_CHANGED,
         JOURNEY_COMPLETED,
         JOURNEY_ROUTED,
+        # conversation control (agents/control.py)
+        JOURNEY_PARKED,
+        JOURNEY_RESUMED,
+        JOURNEY_STARTED,
+        JOURNEY_ABANDONED,
+        JOURNEY_REVISED,
     }
 )
 

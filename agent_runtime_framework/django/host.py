@@ -513,6 +513,12 @@ async def _run_journey_agent(
                 )
         else:
             result = await runtime.run(ctx, hooks=hooks)
+        control = result.metadata.get("control_events")
+        if control:
+            # Parked, resumed, started, abandoned, revised (agents/control.py).
+            await log.record_many(
+                [(e["type"], {k: v for k, v in e.items() if k != "type"}) for e in control]
+            )
     except Exception as exc:
         if not seen.reported and not isinstance(exc, JourneyBusy):
             try:
@@ -692,9 +698,12 @@ def run_turn_sync(
 def current_journey_row(
     conversation_agent_key: str, journeys: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
-    """The journey a conversation is in: the latest one behind a router, else its own."""
+    """The journey a conversation is in: the latest one behind a router, else its own.
+
+    A parked journey is never the current one while another journey is there.
+    """
     inner = [j for j in journeys if j["agent_key"] != conversation_agent_key]
-    pool = inner or journeys
+    pool = [j for j in inner if j["status"] != JourneyStatus.PARKED] or inner or journeys
     if not pool:
         return None
     return max(pool, key=lambda j: j["updated_at"])

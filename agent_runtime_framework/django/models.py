@@ -31,6 +31,8 @@ class JourneyStatus(models.TextChoices):
     COMPLETE = "complete", "Complete"
     FAILED = "failed", "Failed"
     ABANDONED = "abandoned", "Abandoned"
+    #: Set aside by a switch to another journey; its state and step wait to be resumed.
+    PARKED = "parked", "Parked"
 
 
 class Conversation(models.Model):

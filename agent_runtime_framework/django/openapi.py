@@ -26,6 +26,7 @@ DOCUMENTED_PATHS = (
     "/conversations/{conversation_id}/messages",
     "/conversations/{conversation_id}/events",
     "/openapi.json",
+    "/ag-ui/{agent_key}",
 )
 
 
@@ -192,7 +193,10 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                 "agent": {"type": "string"},
                 "journey": {"type": "string"},
                 "step": nullable_string,
-                "status": {"type": "string", "enum": ["active", "complete", "failed", "abandoned"]},
+                "status": {
+                    "type": "string",
+                    "enum": ["active", "complete", "failed", "abandoned", "parked"],
+                },
                 "updated_at": {"type": "string", "format": "date-time"},
             },
         },
@@ -236,6 +240,25 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                 "state": {"type": "object", "additionalProperties": True},
                 "complete": {"type": "boolean"},
                 "status": {"type": "string"},
+                "journeys": {
+                    "type": "array",
+                    "description": "Every journey of the conversation (conversation control)",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "journey": {"type": "string"},
+                            "step": nullable_string,
+                            "status": {"type": "string"},
+                            "progress": _ref("Progress"),
+                            "updated_at": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                },
+                "parked": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Journeys set aside by a switch, resumable, oldest first",
+                },
                 "messages": {"type": "array", "items": _ref("Message")},
             },
         },
@@ -256,6 +279,40 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
             "required": ["message"],
             "properties": {"message": {"type": "string", "minLength": 1, "maxLength": max_chars}},
         },
+        "RunAgentInput": {
+            "type": "object",
+            "description": (
+                "AG-UI's RunAgentInput (https://docs.ag-ui.com). Only the last message is "
+                "used, and it must be the new user message; the rest (history, state, "
+                "tools, context, forwardedProps) is accepted and ignored."
+            ),
+            "required": ["threadId", "runId", "messages"],
+            "properties": {
+                "threadId": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "The conversation id (a new one starts a conversation)",
+                },
+                "runId": {
+                    "type": "string",
+                    "pattern": "^[\\x21-\\x7e]{1,190}$",
+                    "description": "The run's id, also the turn's idempotency key",
+                },
+                "messages": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "role", "content"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "role": {"type": "string", "enum": ["user"]},
+                            "content": {"type": "string", "minLength": 1, "maxLength": max_chars},
+                        },
+                    },
+                },
+            },
+        },
     }
 
 
@@ -268,7 +325,7 @@ def _conversation_param() -> dict[str, Any]:
     }
 
 
-def _paths() -> dict[str, Any]:
+def _paths(agent_keys: list[str]) -> dict[str, Any]:
     auth_errors = {
         "403": _error(403, "Not logged in (and anonymous use is off), or the CSRF check failed"),
     }
@@ -411,6 +468,47 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/ag-ui/{agent_key}": {
+            "post": {
+                "operationId": "runAgUi",
+                "summary": "Run a turn for an AG-UI front end; answers with AG-UI events (SSE)",
+                "description": (
+                    "Events: RUN_STARTED, STATE_SNAPSHOT, STEP_STARTED/STEP_FINISHED, "
+                    "TEXT_MESSAGE_START/CONTENT/END, TOOL_CALL_START/ARGS/END/RESULT, "
+                    "STATE_DELTA, CUSTOM, then RUN_FINISHED, or RUN_ERROR whose code is one "
+                    "of this API's error codes (e.g. conversation_busy, llm_error)."
+                ),
+                "parameters": [
+                    {
+                        "name": "agent_key",
+                        "in": "path",
+                        "required": True,
+                        "description": "Key of a registered agent",
+                        "schema": {
+                            "type": "string",
+                            **({"enum": agent_keys} if agent_keys else {}),
+                        },
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("RunAgentInput")}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "The run's AG-UI events",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **auth_errors,
+                    "404": _error(
+                        404,
+                        "No agent with this key, or the thread is a conversation the caller "
+                        "does not own (or one with another agent)",
+                    ),
+                    **body_errors,
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -459,7 +557,7 @@ def openapi_document(request: HttpRequest | None = None) -> dict[str, Any]:
         },
         "servers": [{"url": _server_url(request)}],
         "security": [{"sessionCookie": []}],
-        "paths": _paths(),
+        "paths": _paths(agent_keys),
         "components": {
             "schemas": _schemas(max_chars, agent_keys),
             "securitySchemes": {

@@ -569,7 +569,10 @@ def _write_journey(
         if info.tokens:
             sets.append("total_tokens = total_tokens + %s")
             params.append(int(info.tokens))
-        if info.complete:
+        if info.status is not None:
+            sets += ["status = %s", "completed_at = NULL"]
+            params.append(str(info.status))
+        elif info.complete:
             sets += ["status = %s", "completed_at = COALESCE(completed_at, %s)"]
             params += [str(JourneyStatus.COMPLETE), _ts(now)]
         elif state is not None:
@@ -592,7 +595,11 @@ def _write_journey(
         _json_param(Journey, "state", state if state is not None else {}),
         int((state or {}).get(VERSION_KEY, 1) or 1),
         _step_text(step),
-        str(JourneyStatus.COMPLETE if complete else JourneyStatus.ACTIVE),
+        str(
+            info.status
+            if info is not None and info.status is not None
+            else (JourneyStatus.COMPLETE if complete else JourneyStatus.ACTIVE)
+        ),
         owner_id,
         1 if info is not None and info.new_turn else 0,
         int(info.tokens) if info is not None else 0,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import agui, views
 
 __all__ = ["app_name", "urlpatterns"]
 
@@ -32,4 +32,6 @@ urlpatterns = [
         name="events",
     ),
     path("openapi.json", views.openapi_view, name="openapi"),
+    # AG-UI protocol (agui.py): any AG-UI front end drives the agent's journey.
+    path("ag-ui/<str:agent_key>", agui.agui_view, name="ag-ui"),
 ]

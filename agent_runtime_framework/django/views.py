@@ -46,7 +46,7 @@ from .host import (
     run_turn,
 )
 from .live import connect_signals, live_bus
-from .models import Conversation, JourneyEvent, JourneyMessage
+from .models import Conversation, JourneyEvent, JourneyMessage, JourneyStatus
 from .registry import find_journey_agent, get_runtime, registered_runtimes
 from .stores import LeaseLost, ensure_conversation_sync
 
@@ -178,7 +178,7 @@ def _map_exception(exc: BaseException, conversation_id: Any = None) -> ApiError 
             {"Retry-After": "1"},
         )
     if isinstance(exc, NoLLMConfiguredError | MissingLLMDependencyError):
-        return ApiError(503, "llm_not_configured", str(exc).split("\n")[0], cid)
+        return ApiError(503, "llm_not_configured", str(exc), cid)
     if isinstance(exc, LLMError):
         details: dict[str, Any] = {
             "type": type(exc).__name__,
@@ -512,7 +512,8 @@ def _owned_row_sync(cid: uuid.UUID, caller: Caller) -> Mapping[str, Any]:
 
 def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
     row = _owned_row_sync(cid, caller)
-    journey = current_journey_row(row["agent_key"], journeys_of_sync([cid]).get(cid, []))
+    rows = journeys_of_sync([cid]).get(cid, [])
+    journey = current_journey_row(row["agent_key"], rows)
     messages = list(
         JourneyMessage.objects.filter(conversation_id=cid)
         .order_by("-seq")
@@ -534,6 +535,10 @@ def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
         "state": dict(journey["state"]) if journey else {},
         "complete": journey_status_complete(journey),
         "status": journey["status"] if journey else "active",
+        # Conversation control: every journey of the conversation, and the parked ones
+        # (resumable by saying so) in the order they were parked.
+        "journeys": _journeys_payload(row["agent_key"], rows),
+        "parked": _parked_of(row["agent_key"], rows),
         "messages": [
             {
                 "seq": m["seq"],
@@ -546,6 +551,37 @@ def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
             for m in messages
         ],
     }
+
+
+def _journeys_payload(conversation_agent: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journeys behind a router (or the conversation's own), oldest activity first."""
+    inner = [j for j in rows if j["agent_key"] != conversation_agent] or rows
+    return [
+        {
+            "journey": j["agent_key"],
+            "step": j["step"] or None,
+            "status": j["status"],
+            "progress": progress_of(
+                find_journey_agent(j["agent_key"]), j["step"] or None, j["state"]
+            ),
+            "updated_at": j["updated_at"].isoformat(),
+        }
+        for j in sorted(inner, key=lambda j: j["updated_at"])
+    ]
+
+
+def _parked_of(conversation_agent: str, rows: list[dict[str, Any]]) -> list[str]:
+    """Parked journey keys, in the router's order (its state lists them) when it has one."""
+    parked = {j["agent_key"] for j in rows if j["status"] == JourneyStatus.PARKED}
+    router = next((j for j in rows if j["agent_key"] == conversation_agent), None)
+    runtime = registered_runtimes().get(conversation_agent) if router is not None else None
+    ordered: list[str] = []
+    if isinstance(runtime, RoutedJourneyAgent) and router is not None:
+        for value in (router.get("state") or {}).get("parked") or ():
+            key = runtime.journey_key(value)
+            if key is not None and key in parked and key not in ordered:
+                ordered.append(key)
+    return ordered + sorted(parked - set(ordered))
 
 
 # -- views --------------------------------------------------------------------------------

@@ -24,6 +24,22 @@ key. It reads the last messages and applies fixed rules, in this order:
    restating its instruction as a question: "Ask for the user's name." becomes
    "What is your name?", "Thank the user for X." becomes "Thank you for X!".
 
+Conversation control, with the same small means:
+
+- **Several facts per message.** After a tool result, the user's message is read again
+  for the tools the new step offers (an e-mail address, a date, an option, a number not
+  used yet): "I'm 30 and want car insurance" chooses the cover, then gives the age. Free
+  text leaves out a clause holding an e-mail address ("Grace Hopper and my email is ...").
+  Numbers may carry thousands separators and a currency sign ("250,000", "£1,200").
+- **Switching.** ``switch_journey`` is called when the message names one of its options,
+  or a keyword its description lists for one (``option: ... (keywords: a, b)``) together
+  with a word such as "instead", "actually" or "back to".
+- **Corrections.** A tool described as "Correct an earlier answer" is only considered
+  when the message says so ("actually", "sorry", "instead", "change", "wrong", ...).
+- **Replies.** After a switch or a correction it asks the new step's question; when a
+  call was refused, the reply is the refusal's reason; "help" gets the step's question
+  and the services it could switch to.
+
 Token usage is a rough count of whitespace-separated words. ``is_offline_standin`` is True
 so a UI can say plainly that no real model is answering.
 """
@@ -75,7 +91,10 @@ _MONTH_FIRST = re.compile(
 _DAY_FIRST = re.compile(
     rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\.?,?\s+(\d{{4}})\b", re.IGNORECASE
 )
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
+#: A number, maybe with thousands separators and a currency sign: 42, 250,000, £1,200.50.
+_NUMBER = re.compile(
+    r"(?<![\w.,])(?:[£$€]\s?)?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])(?!,\d)"
+)
 _YES = frozenset(
     {
         *("yes", "y", "yeah", "yep", "yup", "sure", "true", "correct", "right"),
@@ -89,7 +108,7 @@ _NO = frozenset(
     }
 )
 _FILLER = re.compile(
-    r"^(?:(?:hi|hello|hey|well|ok|okay|sure|so|yes|yeah)\b[\s,!.]*"
+    r"^(?:(?:hi|hello|hey|well|ok|okay|sure|so|yes|yeah|actually|sorry|oops|no|wait)\b[\s,!.]*"
     r"|(?:my\s+name\s+is|my\s+name's|name's|i\s+am|i'm|im|it\s+is|it's|its|this\s+is"
     r"|call\s+me|the\s+answer\s+is|that\s+would\s+be|that's)\s+)+",
     re.IGNORECASE,
@@ -102,6 +121,29 @@ _GREETINGS = frozenset(
     }
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+#: Clauses of a message, for leaving out the one that holds another fact.
+_CLAUSE = re.compile(r"\s*(?:[,;]|\band\b|\bbut\b)\s*", re.IGNORECASE)
+_TRAILING = re.compile(r"\s+(?:instead|please|thanks|thank\s+you)\s*$", re.IGNORECASE)
+#: Words that say the user changes course: a switch (with a keyword) or a correction.
+_SWITCH_SIGNAL = re.compile(
+    r"\b(?:instead|actually|rather|switch|back\s+to|return\s+to|resume|go\s+back"
+    r"|change\s+of\s+plan)\b",
+    re.IGNORECASE,
+)
+_CORRECTION_SIGNAL = re.compile(
+    r"\b(?:actually|sorry|oops|instead|change|changed|correct|correction|wrong|mistake"
+    r"|meant|rather|update|make\s+that|typo)\b",
+    re.IGNORECASE,
+)
+_HELP = re.compile(
+    r"^\s*(?:help|help\s+me|\?+|options|menu|what\s+can\s+(?:i|you)\s+do)\s*[?!.]*\s*$",
+    re.IGNORECASE,
+)
+#: Names and prefixes of the framework's conversation-control tools (agents/control.py);
+#: repeated here because the model layer does not import the agents.
+_SWITCH_TOOL = "switch_journey"
+_CORRECTION_PREFIX = "Correct an earlier answer"
+_CONTROL_RESULTS = ("Switched to", "Corrected the answer")
 _INSTRUCTION = re.compile(
     r"^(?:please\s+)?(?:now\s+)?(?:ask|collect|get|request|obtain|gather|find\s+out|confirm)\s+"
     r"(?:for\s+|about\s+)?"
@@ -113,6 +155,8 @@ _INSTRUCTION = re.compile(
 _THANK = re.compile(r"^(?:please\s+)?thank\s+the\s+user\s+(?P<rest>.*?)[.!]?$", re.IGNORECASE)
 _GREETING_SENTENCE = re.compile(r"^(?:welcome|hello|hi|hey|greetings)\b[^.?]*[!.]?$", re.IGNORECASE)
 
+#: A switch the user asked for outranks any answer the message may also hold.
+_SWITCH_RANK = 7
 #: Specificity of each filler; higher wins when several tools qualify.
 _EMAIL_RANK, _DATE_RANK, _ENUM_RANK, _NUMBER_RANK, _BOOL_RANK, _NAME_RANK, _TEXT_RANK = (
     6,
@@ -204,7 +248,24 @@ def clean_free_text(text: str) -> str:
     """The message without leading filler words and trailing punctuation."""
     stripped = text.strip()
     cleaned = _FILLER.sub("", stripped).strip().strip("\"'").rstrip(".!?,;: ").strip()
+    cleaned = _TRAILING.sub("", cleaned).rstrip(".!?,;: ").strip()
     return cleaned or stripped.rstrip(".!?")
+
+
+def _without_email_clauses(text: str) -> str:
+    """The message without the clauses that hold an e-mail address (another step's fact):
+    "Hi, I'm Grace Hopper and my email is grace@example.com" -> "Hi, I'm Grace Hopper"."""
+    if not _EMAIL.search(text):
+        return text
+    kept = [part for part in _CLAUSE.split(text) if part and not _EMAIL.search(part)]
+    return ", ".join(kept)
+
+
+def _number(text: str) -> float | None:
+    match = _NUMBER.search(_strip_dates_and_emails(text))
+    if not match:
+        return None
+    return float(re.sub(r"[£$€,\s]", "", match[0]))
 
 
 def _fill(name: str, schema: Mapping[str, Any], text: str, allow_free_text: bool) -> _Fill | None:
@@ -229,10 +290,9 @@ def _fill(name: str, schema: Mapping[str, Any], text: str, allow_free_text: bool
             return _Fill(True, _BOOL_RANK)
         return None
     if kind in ("integer", "number"):
-        match = _NUMBER.search(_strip_dates_and_emails(text))
-        if not match:
+        number = _number(text)
+        if number is None:
             return None
-        number = float(match[0])
         if kind == "integer":
             return _Fill(int(number), _NUMBER_RANK)
         return _Fill(int(number) if number.is_integer() else number, _NUMBER_RANK)
@@ -250,7 +310,10 @@ def _fill(name: str, schema: Mapping[str, Any], text: str, allow_free_text: bool
             value += "T00:00:00"
         return _Fill(value, _DATE_RANK)
     if allow_free_text:
-        cleaned = clean_free_text(text)
+        remaining = _without_email_clauses(text)
+        if not remaining.strip():
+            return None  # the message is only an e-mail address: not a name, not a story
+        cleaned = clean_free_text(remaining)
         if not cleaned or cleaned.lower() in _GREETINGS:
             return None
         return _Fill(cleaned, _TEXT_RANK)
@@ -372,32 +435,87 @@ class OfflineStandInLLM:
             prompt_tokens += sum(_words(json.dumps(tool)) for tool in tools)
         conversation = [m for m in messages if m.get("role") != "system"]
         last = conversation[-1] if conversation else None
+        system = next((m for m in messages if m.get("role") == "system"), None)
+        system_text = (text_of(system.get("content")) if system is not None else None) or ""
         if last is not None and last.get("role") == "tool":
             results = []
             for message in reversed(conversation):
                 if message.get("role") != "tool":
                     break
                 results.append(text_of(message.get("content")) or "")
-            text = " ".join(reversed([result for result in results if result])) or "Done."
+            results.reverse()
+            control = any(r.startswith(_CONTROL_RESULTS) for r in results)
+            refused = any(r.startswith("Error") for r in results)
+            if tools and not control and not refused:
+                # Several facts in one message: the next step may use what is left of it.
+                call = self._follow_up(conversation, tools, len(messages), system_text)
+                if call is not None:
+                    return self._call(call, prompt_tokens)
+            if control:
+                lead = (
+                    "Sure."
+                    if results[-1].startswith("Switched")
+                    else "Thanks, I've corrected that."
+                )
+                return self._text(f"{lead} {_restate(system_text)}", prompt_tokens)
+            if refused and results[-1].startswith("Error"):
+                reason = _reason(results[-1])
+                return self._text(
+                    f"Sorry, I couldn't use that: {reason} {_restate(system_text)}", prompt_tokens
+                )
+            text = " ".join(result for result in results if result) or "Done."
             # A result written for the model ("Ask for the user's name.") is restated.
             instruction = _restate_instruction(text) if _mentions_user(text) else None
             return self._text(instruction or text, prompt_tokens)
         if last is not None and last.get("role") == "user" and tools:
             user_text = text_of(last.get("content")) or ""
-            system = next((m for m in messages if m.get("role") == "system"), None)
-            prompt = text_of(system.get("content")) if system is not None else None
-            call = self._choose_tool(user_text, tools, len(messages), prompt or "")
+            call = self._choose_tool(user_text, tools, len(messages), system_text)
             if call is not None:
-                return LLMResponse(
-                    message={"role": "assistant", "content": None, "tool_calls": [call]},
-                    usage=self._usage(prompt_tokens, _words(call["function"]["arguments"])),
-                    finish_reason="tool_calls",
-                    model=self.model,
-                )
-        system = next((m for m in messages if m.get("role") == "system"), None)
-        system_text = text_of(system.get("content")) if system is not None else None
+                return self._call(call, prompt_tokens)
         text = _restate(system_text) if system_text else "Hello! How can I help you?"
+        if last is not None and last.get("role") == "user" and system_text:
+            user_text = text_of(last.get("content")) or ""
+            if _HELP.match(user_text):
+                options = _switch_options(tools or ())
+                if options:
+                    text += f" You can also ask me about: {', '.join(options)}."
         return self._text(text, prompt_tokens)
+
+    def _call(self, call: dict[str, Any], prompt_tokens: int) -> LLMResponse:
+        return LLMResponse(
+            message={"role": "assistant", "content": None, "tool_calls": [call]},
+            usage=self._usage(prompt_tokens, _words(call["function"]["arguments"])),
+            finish_reason="tool_calls",
+            model=self.model,
+        )
+
+    def _follow_up(
+        self,
+        conversation: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]],
+        position: int,
+        system_prompt: str,
+    ) -> dict[str, Any] | None:
+        """A call for the step reached this turn, from facts of the user's message left."""
+        start = max(
+            (i for i, m in enumerate(conversation) if m.get("role") == "user"), default=None
+        )
+        if start is None:
+            return None
+        called: set[str] = set()
+        used: set[str] = set()
+        for message in conversation[start + 1 :]:
+            for call in message.get("tool_calls") or ():
+                function = field(call, "function") or {}
+                called.add(str(field(function, "name") or ""))
+                try:
+                    arguments = json.loads(field(function, "arguments") or "{}")
+                except ValueError:
+                    continue
+                if isinstance(arguments, dict):
+                    used.update(str(v).lower() for v in arguments.values())
+        text = text_of(conversation[start].get("content")) or ""
+        return self._choose_tool(text, tools, position, system_prompt, follow_up=(called, used))
 
     def _text(self, text: str, prompt_tokens: int) -> LLMResponse:
         return LLMResponse(
@@ -417,9 +535,18 @@ class OfflineStandInLLM:
 
     @staticmethod
     def _choose_tool(
-        text: str, tools: Sequence[Mapping[str, Any]], position: int, system_prompt: str = ""
+        text: str,
+        tools: Sequence[Mapping[str, Any]],
+        position: int,
+        system_prompt: str = "",
+        *,
+        follow_up: tuple[set[str], set[str]] | None = None,
     ) -> dict[str, Any] | None:
-        """The best fillable tool as an OpenAI tool call, or None."""
+        """The best fillable tool as an OpenAI tool call, or None.
+
+        ``follow_up``: (tools called, values used) earlier this turn; then only a new tool
+        with specific values not used yet qualifies (no free text, yes/no or switches).
+        """
         best: tuple[tuple[int, int, int], str, dict[str, Any]] | None = None
         for order, tool in enumerate(tools):
             function = field(tool, "function") or tool
@@ -429,17 +556,38 @@ class OfflineStandInLLM:
             parameters = field(function, "parameters") or field(tool, "input_schema") or {}
             properties: Mapping[str, Any] = field(parameters, "properties") or {}
             required = set(field(parameters, "required") or ())
+            description = str(field(function, "description") or "")
+            correction = description.startswith(_CORRECTION_PREFIX)
+            if name == _SWITCH_TOOL:
+                if follow_up is not None:
+                    continue
+                target = _switch_target(text, properties.get("journey") or {})
+                if target is not None:
+                    score = (_SWITCH_RANK, 1, -order)
+                    if best is None or score > best[0]:
+                        best = (score, name, {"journey": target})
+                continue
+            if correction and (follow_up is not None or not _CORRECTION_SIGNAL.search(text)):
+                continue
+            if follow_up is not None and name in follow_up[0]:
+                continue
             free_text = [p for p, schema in properties.items() if _is_free_text(p, schema)]
             arguments: dict[str, Any] = {}
             ranks: list[int] = []
             for param, schema in properties.items():
                 filled = _fill(param, schema or {}, text, allow_free_text=len(free_text) == 1)
                 if filled is not None:
+                    if follow_up is not None and (
+                        filled.rank < _NUMBER_RANK or str(filled.value).lower() in follow_up[1]
+                    ):
+                        continue
                     arguments[param] = filled.value
                     ranks.append(filled.rank)
             if not required <= arguments.keys():
                 continue
             if not properties:
+                if follow_up is not None:
+                    continue
                 # Called when the user names it ("confirm") or the step's prompt says to.
                 words = {word for word in re.split(r"[_\W]+", name.lower()) if len(word) > 2}
                 named = bool(words & set(re.findall(r"\w+", text.lower())))
@@ -461,3 +609,46 @@ class OfflineStandInLLM:
             "type": "function",
             "function": {"name": name, "arguments": encoded},
         }
+
+
+def _switch_options(tools: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The options of an offered ``switch_journey`` tool (for a "help" reply)."""
+    for tool in tools:
+        function = field(tool, "function") or tool
+        if field(function, "name") == _SWITCH_TOOL:
+            parameters = field(function, "parameters") or {}
+            journey = (field(parameters, "properties") or {}).get("journey") or {}
+            return [str(option) for option in journey.get("enum") or ()]
+    return []
+
+
+_OPTION_KEYWORDS = re.compile(r"(?:^|\|\s*|\.\s*)([\w-]+):[^|]*?\(keywords:\s*([^)]*)\)")
+
+
+def _switch_target(text: str, schema: Mapping[str, Any]) -> str | None:
+    """The option of ``switch_journey`` the message asks for: named outright, or by one of
+    its keywords together with a word that says the user changes course."""
+    options = [str(option) for option in schema.get("enum") or ()]
+    lowered = text.lower()
+    for option in options:
+        if re.search(rf"(?<!\w){re.escape(option.lower())}", lowered):
+            return option
+    if not _SWITCH_SIGNAL.search(text):
+        return None
+    keywords = {
+        match[1]: [k.strip().lower() for k in match[2].split(",") if k.strip()]
+        for match in _OPTION_KEYWORDS.finditer(str(schema.get("description") or ""))
+    }
+    for option in options:
+        for keyword in keywords.get(option, ()):
+            if re.search(rf"\b{re.escape(keyword)}", lowered):
+                return option
+    return None
+
+
+def _reason(error: str) -> str:
+    """The part of a refused call's error a user can read: what was wrong."""
+    text = error.removeprefix("Error:").strip()
+    for cut in (" Expected parameters:", " Tools available now:", " Call one of those"):
+        text = text.split(cut)[0]
+    return text.rstrip(".") + "."

@@ -67,6 +67,9 @@ class CommitInfo:
     owner: Any = None
     #: The turn's last commit: a store may release the turn's claim in the same transaction.
     final: bool = False
+    #: A journey status to set ("parked", "abandoned", "active"); None: derived from
+    #: ``complete`` and the state, as always. Conversation control sets it.
+    status: str | None = None
 
 
 async def build_memory_context(

@@ -2,6 +2,8 @@
 
 Mark methods with ``@tool`` (optionally ``steps=[...]``) and their schemas are derived
 from the signature and docstring, so an agent need not write ``get_tool_schemas`` by hand.
+A tool without ``steps`` is offered at every step (a global tool, e.g. a policy FAQ);
+``revisable=True`` lets the user correct its answer later (see ``agents/control.py``).
 """
 
 from __future__ import annotations
@@ -92,6 +94,11 @@ class ToolSpec:
     name: str
     description: str | None
     steps: frozenset[Any] | None = field(default=None)
+    #: The answer this tool collects may be corrected from a later step.
+    revisable: bool = False
+    #: State fields a *changed* answer makes invalid: they are reset and the journey
+    #: continues from the corrected step instead of returning to where it was.
+    invalidates: frozenset[str] = field(default_factory=frozenset)
 
 
 @overload
@@ -102,6 +109,8 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     steps: Iterable[Any] | None = None,
+    revisable: bool = False,
+    invalidates: Iterable[str] = (),
 ) -> Callable[[F], F]: ...
 def tool(
     fn: Any = None,
@@ -109,10 +118,24 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     steps: Iterable[Any] | None = None,
+    revisable: bool = False,
+    invalidates: Iterable[str] = (),
 ) -> Any:
-    """Mark a tools method as a tool; ``steps`` limits the steps where it is offered."""
+    """Mark a tools method as a tool; ``steps`` limits the steps where it is offered.
+
+    ``revisable=True``: once the journey has passed the tool's step, the tool stays on
+    offer as a correction of that answer; ``invalidates`` names the state fields a changed
+    answer makes stale (they are reset, and the journey goes on from the corrected step).
+    """
+    if isinstance(invalidates, str):
+        raise TypeError("invalidates takes field names, e.g. invalidates=['start_date']")
 
     def mark(f: F) -> F:
+        if revisable and steps is None:
+            raise TypeError(
+                f"@tool {f.__name__}: revisable=True needs steps=[...] (the steps whose "
+                "answer it collects); a tool offered everywhere has nothing to correct"
+            )
         setattr(
             f,
             _SPEC_ATTR,
@@ -120,6 +143,8 @@ def tool(
                 name=name or f.__name__,
                 description=description,
                 steps=frozenset(steps) if steps is not None else None,
+                revisable=revisable,
+                invalidates=frozenset(invalidates),
             ),
         )
         return f
@@ -131,6 +156,9 @@ class BaseJourneyTools(Generic[StateT]):
     """Base for a journey's tools; ``state`` is the live state the tools change."""
 
     _schema_cache: dict[type, list[tuple[ToolSpec, ToolSchema]]]
+    #: The step whose answer is being corrected while a revisable tool runs as a
+    #: correction (None otherwise): a tool that appends (a driver) can replace instead.
+    revising: Any = None
 
     def __init__(
         self,

@@ -43,8 +43,8 @@ QUOTE_CAR: list[Turn] = [
 
 QUOTE_HOME: list[Turn] = [
     ("I need home cover", "home_value", "rebuild your home"),
-    ("250,000", "home_value", "without commas"),
-    ("250000", "more_items", "valuables"),
+    ("25,000", "home_value", "so 25,000 is out of range"),
+    ("250,000", "more_items", "Rebuild value set to 250,000"),
     ("yes", "add_item", "What is the item"),
     ("A bicycle worth 1500", "more_items", "Added A bicycle (1,500)"),
     ("no", "start_date", "When should the cover start?"),

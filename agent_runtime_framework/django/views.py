@@ -16,13 +16,15 @@ import json
 import logging
 import math
 import re
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
+from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware, get_token
@@ -759,6 +761,30 @@ async def _event_stream(cid: uuid.UUID, after: int) -> AsyncIterator[str]:
                 yield _sse(item.type, item.payload, f"{after}-{deltas}")
 
 
+def _event_stream_polled(cid: uuid.UUID, after: int) -> Iterator[str]:
+    """The event stream for a WSGI server (``runserver``): stored events, polled.
+
+    A WSGI server can only stream a synchronous iterator (Django would buffer an async one
+    whole, so the client saw 0 bytes). This one polls the event table on the request's
+    thread every ``SSE_POLL_SECONDS``; live text deltas, which are not stored, need an ASGI
+    server (see "Serving your project" in the README).
+    """
+    yield f"retry: 2000\n: events of conversation {cid} (polled: WSGI server)\n\n"
+    idle = 0.0
+    while True:
+        rows = _events_after_sync(cid, after, 200, None)
+        for row in rows:
+            after = row["id"]
+            yield _sse(row["type"], row["payload"], row["id"])
+        if len(rows) == 200:
+            continue
+        time.sleep(SSE_POLL_SECONDS)
+        idle += SSE_POLL_SECONDS
+        if idle >= SSE_KEEPALIVE_SECONDS:
+            idle = 0.0
+            yield ": keep-alive\n\n"
+
+
 @api_view("GET")
 async def events_view(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
     """``text/event-stream`` of the conversation's events, resumable with Last-Event-ID."""
@@ -766,7 +792,12 @@ async def events_view(request: HttpRequest, conversation_id: str) -> HttpRespons
     cid = _parse_conversation_id(conversation_id)
     await run_db(_owned_row_sync, cid, caller)
     after = _last_event_id(request)
-    response = StreamingHttpResponse(_event_stream(cid, after), content_type="text/event-stream")
+    stream: Any = (
+        _event_stream_polled(cid, after)
+        if isinstance(request, WSGIRequest)
+        else _event_stream(cid, after)
+    )
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -3,6 +3,9 @@
 Shows the backend client pattern: the agent is built with a ``ClaimsBackendClient``,
 hands it to its tools as ``backend_client``, and the last tool calls
 ``backend_client.file_claim(...)``; the reference it returns is kept in the state.
+
+The date and the kind of incident are revisable: "sorry, it happened on 2026-11-28" at a
+later step corrects the date and the journey stays where it was.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from agent_runtime_framework import (
 )
 
 from .backend import POLICY_NUMBER_PATTERN, ClaimRejected, ClaimsBackendClient
+from .faq import PolicyFaqTools
 
 __all__ = ["ClaimAgent", "ClaimState", "ClaimStep", "ClaimTools", "IncidentKind"]
 
@@ -74,7 +78,7 @@ class ClaimState(BaseJourneyState[ClaimStep]):
         )
 
 
-class ClaimTools(BaseJourneyTools[ClaimState]):
+class ClaimTools(PolicyFaqTools, BaseJourneyTools[ClaimState]):
     """Collecting tools, then ``confirm_claim`` which files through the backend client."""
 
     backend_client: ClaimsBackendClient
@@ -98,7 +102,7 @@ class ClaimTools(BaseJourneyTools[ClaimState]):
         await self._notify_state_change()
         return f"Thanks, policy {self.state.policy_number}. On what date did it happen?"
 
-    @tool(steps=[ClaimStep.INCIDENT_DATE])
+    @tool(steps=[ClaimStep.INCIDENT_DATE], revisable=True)
     async def save_incident_date(self, incident_date: dt.date) -> str | ToolResult:
         """Save the date of the incident.
 
@@ -121,7 +125,7 @@ class ClaimTools(BaseJourneyTools[ClaimState]):
         await self._notify_state_change()
         return "What happened: collision, theft, fire, flood, storm or other?"
 
-    @tool(steps=[ClaimStep.INCIDENT_KIND])
+    @tool(steps=[ClaimStep.INCIDENT_KIND], revisable=True)
     async def choose_incident_kind(self, kind: IncidentKind) -> str:
         """Record what kind of incident it was.
 
@@ -161,8 +165,8 @@ class ClaimTools(BaseJourneyTools[ClaimState]):
         if not MIN_AMOUNT <= value <= MAX_AMOUNT:
             return ToolResult.fail(
                 f"The estimate must be between {MIN_AMOUNT:,} and {MAX_AMOUNT:,}; "
-                f"{value:,} is out of range. Please give the full amount without commas, "
-                "e.g. 1200."
+                f"{value:,} is out of range. Roughly how much will it cost, in full "
+                "(e.g. 1,200)?"
             )
         self.state.amount = value
         self.state.step = ClaimStep.CONFIRM

@@ -3,6 +3,10 @@
 The first message is routed: the model may call one of the routing tools; if it does not,
 the routes' keywords decide. Later messages go straight to the chosen journey, and when
 that journey completes the next message is routed afresh.
+
+At any step the journey is also offered ``switch_journey``: "Actually no, I want to file a
+claim instead" parks the quote (its answers and step kept) and starts the claim in the
+same turn; "let's get back to my quote" resumes the quote where it was.
 """
 
 from __future__ import annotations
@@ -58,7 +62,10 @@ def build_router() -> IntentRouter[Service]:
                 name="open_account",
                 description="The user wants to become a customer: sign up, register, "
                 "or open an account.",
-                keywords=["account", "sign", "register", "join", "onboard", "customer"],
+                keywords=[
+                    *("account", "sign", "register", "join", "onboard", "customer"),
+                    "email",
+                ],
             ),
             RouteDefinition(
                 journey=Service.QUOTE,

@@ -62,7 +62,9 @@ class OnboardingTools(BaseJourneyTools[OnboardingState]):
         return "Happy to open an account for you. What is your name?"
 
     # Offered at WELCOME too, so "Hi, I'm Ada" as a first message moves on at once.
-    @tool(steps=[OnboardingStep.WELCOME, OnboardingStep.COLLECT_NAME])
+    # Revisable: "Actually, my name is Robert" at the email step corrects it and the
+    # journey stays at the email step.
+    @tool(steps=[OnboardingStep.WELCOME, OnboardingStep.COLLECT_NAME], revisable=True)
     async def save_name(self, name: str) -> str | ToolResult:
         """Save the user's name.
 
@@ -70,6 +72,10 @@ class OnboardingTools(BaseJourneyTools[OnboardingState]):
             name: The user's name as they want to be addressed, e.g. "Ada Lovelace".
         """
         cleaned = " ".join(name.split())
+        if _EMAIL.search(cleaned):
+            return ToolResult.fail(
+                "That looks like an email address; I'll ask for it next. First, what is your name?"
+            )
         if not _NAME.fullmatch(cleaned) or len(cleaned.split()) > _MAX_NAME_WORDS:
             # Refuse rather than store a sentence as a name; the step stays put.
             return ToolResult.fail(
@@ -78,6 +84,8 @@ class OnboardingTools(BaseJourneyTools[OnboardingState]):
         self.state.name = cleaned
         self.state.step = OnboardingStep.COLLECT_EMAIL
         await self._notify_state_change()
+        if self.revising is not None:
+            return f"Thanks, I'll call you {cleaned}."
         return f"Great, {cleaned}! Now, what's your email address?"
 
     @tool(steps=[OnboardingStep.COLLECT_EMAIL])

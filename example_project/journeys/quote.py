@@ -5,6 +5,10 @@
   adds valuables the same way.
 - Validation with retry: an out-of-range age, value or start date is refused by the tool
   (``ToolResult.fail``); the step does not change and the model asks again.
+- Corrections: the kind of cover and the driver's age are revisable. A different cover
+  clears the branch's answers (``invalidates``) and goes on from the new branch; a new
+  age replaces the driver's and clears the price, so the dates and price are asked again.
+- A global tool: ``policy_faq`` (``faq.py``) answers side questions at any step.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from agent_runtime_framework import (
     ToolResult,
     tool,
 )
+
+from .faq import PolicyFaqTools
 
 __all__ = [
     "MAX_DRIVERS",
@@ -125,10 +131,15 @@ _VALUE_TAIL = re.compile(
 )
 
 
-class QuoteTools(BaseJourneyTools[QuoteState]):
+class QuoteTools(PolicyFaqTools, BaseJourneyTools[QuoteState]):
     """One tool per decision; each returns text written for the user."""
 
-    @tool(steps=[QuoteStep.CHOOSE_COVER])
+    @tool(
+        steps=[QuoteStep.CHOOSE_COVER],
+        revisable=True,
+        # Another kind of cover makes the other branch's answers and the price stale.
+        invalidates=["driver_ages", "home_value", "valuables", "start_date", "annual_premium"],
+    )
     async def choose_cover(self, cover: CoverKind) -> str:
         """Choose the kind of cover to quote for.
 
@@ -145,7 +156,12 @@ class QuoteTools(BaseJourneyTools[QuoteState]):
         await self._notify_state_change()
         return reply
 
-    @tool(steps=[QuoteStep.ADD_DRIVER])
+    @tool(
+        steps=[QuoteStep.ADD_DRIVER],
+        revisable=True,
+        # The price depends on the ages: once quoted, a new age asks for the date again.
+        invalidates=["start_date", "annual_premium"],
+    )
     async def add_driver(self, age: int) -> str | ToolResult:
         """Add a driver to the car policy.
 
@@ -158,7 +174,11 @@ class QuoteTools(BaseJourneyTools[QuoteState]):
                 f"so {age} is out of range. How old is the driver?",
                 data={"age": age},
             )
-        self.state.driver_ages.append(age)
+        if self.revising is not None and self.state.driver_ages:
+            # A correction ("actually the driver is 30") replaces the last driver given.
+            self.state.driver_ages[-1] = age
+        else:
+            self.state.driver_ages.append(age)
         self.state.step = QuoteStep.MORE_DRIVERS
         await self._notify_state_change()
         count = len(self.state.driver_ages)
@@ -198,8 +218,8 @@ class QuoteTools(BaseJourneyTools[QuoteState]):
         if not MIN_HOME_VALUE <= rebuild_value <= MAX_HOME_VALUE:
             return ToolResult.fail(
                 f"The rebuild value must be between {MIN_HOME_VALUE:,} and "
-                f"{MAX_HOME_VALUE:,}, so {rebuild_value:,} is out of range. Please give "
-                "the full amount without commas, e.g. 250000."
+                f"{MAX_HOME_VALUE:,}, so {rebuild_value:,} is out of range. What would it "
+                "cost to rebuild your home, in full (e.g. 250,000)?"
             )
         self.state.home_value = rebuild_value
         self.state.step = QuoteStep.MORE_ITEMS

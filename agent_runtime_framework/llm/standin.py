@@ -38,7 +38,8 @@ Conversation control, with the same small means:
   when the message says so ("actually", "sorry", "instead", "change", "wrong", ...).
 - **Replies.** After a switch or a correction it asks the new step's question; when a
   call was refused, the reply is the refusal's reason; "help" gets the step's question
-  and the services it could switch to.
+  and the services it could switch to; an e-mail address or date no tool can use yet is
+  acknowledged before the question.
 
 Token usage is a rough count of whitespace-separated words. ``is_offline_standin`` is True
 so a UI can say plainly that no real model is answering.
@@ -479,6 +480,9 @@ class OfflineStandInLLM:
                 options = _switch_options(tools or ())
                 if options:
                     text += f" You can also ask me about: {', '.join(options)}."
+            elif tools and (_EMAIL.search(user_text) or find_date(user_text)):
+                # A fact for a later step: say so rather than ask the same question bare.
+                text = f"Thanks, I can't use that just yet. {text}"
         return self._text(text, prompt_tokens)
 
     def _call(self, call: dict[str, Any], prompt_tokens: int) -> LLMResponse:

@@ -47,10 +47,11 @@ async def test_onboarding_collects_name_then_email() -> None:
     await driver.say("I'm Ada Lovelace")
     driver.assert_step(OnboardingStep.COLLECT_EMAIL)
     assert driver.state.name == "Ada Lovelace"
-    # The model was offered both welcome tools on the first call, and the email tool
-    # (only) once the name was saved.
+    # The model was offered both welcome tools on the first call, and the email tool once
+    # the name was saved (the name stays on offer as a correction: it is revisable).
     assert set(llm.calls[0].tool_names) == {"open_account", "save_name"}
-    assert llm.calls[1].tool_names == ["save_email"]
+    assert llm.calls[1].tool_names == ["save_email", "save_name"]
+    assert llm.calls[1].tools[1]["function"]["description"].startswith("Correct an earlier")
 
     result = await driver.say("Ada@Example.com")
     assert result.complete
@@ -144,8 +145,9 @@ async def test_quote_home_branch_lists_valuables() -> None:
     driver = JourneyDriver(QuoteAgent(llm))
 
     await driver.say("home insurance")
-    # Branching: the home branch's tool is offered, none of the car branch's.
-    assert llm.calls[1].tool_names == ["set_home_value"]
+    # Branching: the home branch's tool is offered, none of the car branch's (beside the
+    # global FAQ and the cover, which stays on offer as a correction).
+    assert llm.calls[1].tool_names == ["set_home_value", "policy_faq", "choose_cover"]
     await driver.say("2000")
     driver.assert_step(QuoteStep.HOME_VALUE)
     await driver.say("300000")
@@ -340,9 +342,9 @@ def test_every_step_has_a_prompt_and_only_real_tools(key: str) -> None:
             assert schema.description, f"{key}: tool {schema.name} has no description"
     declared = {spec.name for spec, _ in agent.tools_class.declared_tools()}
     assert offered == declared, "every tool is offered at some step"
-    # Terminal steps offer no tools.
+    # Terminal steps offer no step tools (only global ones: the policy FAQ).
     state.step = journey_steps(agent)[-1]
-    assert agent.get_tool_schemas(state) == []
+    assert [s.name for s in agent.get_tool_schemas(state)] in ([], ["policy_faq"])
     assert agent.is_terminal_state(state)
 
 

@@ -3,7 +3,8 @@
  *
  *   GET  agents                          -> the picker, the model name, the stand-in banner
  *   POST conversations                   -> a new conversation with the chosen agent
- *   GET  conversations/<id>              -> resume after a reload (transcript + progress)
+ *   GET  conversations/<id>              -> resume after a reload (transcript + progress),
+ *                                           and the parked journeys after each turn
  *   POST conversations/<id>/messages     -> one turn; the reply, step and progress
  *   GET  conversations/<id>/events (SSE) -> assistant.delta while a turn streams
  *
@@ -42,6 +43,8 @@
     input: $("message-input"),
     send: $("send-button"),
     conversationId: $("conversation-id"),
+    parkedPanel: $("parked-panel"),
+    parkedList: $("parked-list"),
   };
 
   // A first message to try per agent (they work with the offline stand-in too).
@@ -197,6 +200,48 @@
     app.dataset.complete = data.complete ? "true" : "false";
   }
 
+  // Journeys parked by a switch ("Actually, I want to file a claim instead"): listed with
+  // their step, each with a button that asks to go back to it (a plain message, so the
+  // model, or the offline stand-in, resumes it through the conversation's own turn).
+  function renderParked(data) {
+    var parked = (data && data.parked) || [];
+    var rows = {};
+    ((data && data.journeys) || []).forEach(function (journey) {
+      rows[journey.journey] = journey;
+    });
+    el.parkedList.textContent = "";
+    el.parkedPanel.hidden = parked.length === 0;
+    parked.forEach(function (key) {
+      var item = document.createElement("li");
+      item.className = "parked-item";
+      item.dataset.journey = key;
+      var label = document.createElement("span");
+      var agent = agents[key];
+      var step = rows[key] && rows[key].step ? " – at " + humanize(rows[key].step) : "";
+      label.textContent = (agent ? agent.name : humanize(key)) + step;
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "button button-secondary button-small";
+      button.textContent = "Resume";
+      button.setAttribute("data-testid", "resume-" + key);
+      button.addEventListener("click", function () {
+        send("Let's get back to my " + key + ", please");
+      });
+      item.appendChild(label);
+      item.appendChild(button);
+      el.parkedList.appendChild(item);
+    });
+  }
+
+  async function refreshParked(conversationId) {
+    try {
+      var data = await api("conversations/" + conversationId);
+      if (conversation && conversation.id === conversationId) renderParked(data);
+    } catch (error) {
+      // The list is a convenience; the conversation goes on without it.
+    }
+  }
+
   function resetProgress(agentKey) {
     var agent = agents[agentKey] || { steps: [] };
     renderProgress({
@@ -320,6 +365,7 @@
     el.transcript.textContent = "";
     el.conversationId.textContent = "–";
     resetProgress(agentKey);
+    renderParked(null);
     try {
       var created = await api("conversations", { method: "POST", body: { agent: agentKey } });
       useConversation(created.conversation_id, created.agent || agentKey);
@@ -344,6 +390,7 @@
       useConversation(data.conversation_id, data.agent);
       renderTranscript(data.messages || []);
       renderProgress(data);
+      renderParked(data);
       return true;
     } catch (error) {
       return false; // gone, or not ours any more (another session): start afresh
@@ -386,6 +433,7 @@
       setBubbleText(bubble, turn.reply || "(no reply)");
       bubble.dataset.final = "true";
       renderProgress(turn);
+      refreshParked(current.id);
     } catch (error) {
       if (conversation !== current) return;
       bubble.classList.add("message-error");

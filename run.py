@@ -94,20 +94,68 @@ def _venv_python(directory: Path) -> str | None:
 
 
 def ensure_chromium() -> None:
-    """Browser tests drive Debian's chromium; install it when we can (root with apt)."""
+    """Browser tests drive Debian's chromium; install it when we can (root with apt).
+
+    Says what it is about to install first; ``RUN_PY_NO_APT=1`` leaves the system alone
+    (the browser tests then fail with a message saying chromium is missing).
+    """
     if CHROMIUM.exists():
         return
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+    can_apt = shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0
+    if can_apt and not os.environ.get("RUN_PY_NO_APT"):
+        say("the browser tests need Debian's 'chromium' package, which is not installed: "
+            "installing it now with apt-get as root (set RUN_PY_NO_APT=1 to skip this)")
         sh("apt-get", "update", "-qq")
         sh("apt-get", "install", "-y", "-qq", "chromium")
     else:
-        say("chromium not found at /usr/bin/chromium: browser tests will say so "
+        say("chromium not found at /usr/bin/chromium: browser tests will fail saying so "
             "(install Debian's 'chromium' package)")
+
+
+#: Run in the venv: make sure DATABASE_URL's PostgreSQL database exists (create it if the
+#: server answers and only the database is missing); one line on stdout says what happened.
+ENSURE_DATABASE = r"""
+import sys
+from agent_runtime_framework.django.dburl import database_from_url
+import psycopg
+db = database_from_url(sys.argv[1])
+if db["ENGINE"] != "django.db.backends.postgresql":
+    raise SystemExit(0)
+params = {k: v for k, v in dict(host=db.get("HOST") or None, port=db.get("PORT") or None,
+          user=db.get("USER") or None, password=db.get("PASSWORD") or None).items() if v}
+try:
+    psycopg.connect(dbname=db["NAME"], connect_timeout=5, **params).close()
+except psycopg.OperationalError as exc:
+    if "does not exist" not in str(exc):
+        first = str(exc).strip().splitlines()[0]
+        print(f"cannot reach PostgreSQL for {db['NAME']!r}: {first}")
+        raise SystemExit(2)
+    with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **params) as c:
+        c.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    print(f"created the PostgreSQL database {db['NAME']!r}")
+"""
+
+
+def ensure_database(env: dict[str, str]) -> None:
+    """A DATABASE_URL naming a PostgreSQL database that does not exist yet: create it."""
+    url = env.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        return
+    done = subprocess.run(
+        [str(PY), "-c", ENSURE_DATABASE, url], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    line = (done.stdout or done.stderr).strip().splitlines()
+    if done.returncode:
+        sys.exit(f"[run.py] {line[-1] if line else 'PostgreSQL check failed'} "
+                 "(is the server running, and DATABASE_URL right?)")
+    if line:
+        say(line[-1])
 
 
 def demo(host: str, port: int) -> None:
     setup()
     env = os.environ.copy()
+    ensure_database(env)
     sh(PY, "manage.py", "migrate", "--noinput", env=env)
     sh(PY, "manage.py", "shell", "-c", DEMO_ADMIN, env=env)
     base = f"http://{host}:{port}"
@@ -132,6 +180,7 @@ def test(pytest_args: list[str]) -> None:
     env = os.environ.copy()
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     database = env.get("DATABASE_URL") or "SQLite"
+    ensure_database(env)
     subprocess.run([str(PY), "-c", VERSIONS], cwd=ROOT, env=env, check=True)
     say(f"running the test suite on {database.split('@')[-1]}")
     code = sh(PY, "-m", "pytest", *pytest_args, env=env, check=False)
@@ -167,4 +216,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except subprocess.CalledProcessError as exc:  # an expected failure: one line, no traceback
+        command = " ".join(str(a) for a in exc.cmd) if isinstance(exc.cmd, list) else exc.cmd
+        sys.exit(f"[run.py] failed (exit code {exc.returncode}): {command}")
+    except KeyboardInterrupt:
+        sys.exit(130)

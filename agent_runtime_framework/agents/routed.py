@@ -72,7 +72,6 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         return_to_router_on_complete: bool = True,
         allow_switching: bool = True,
         max_switches_per_turn: int = 2,
-        remind_parked: bool = True,
     ) -> None:
         missing = [r.journey for r in router.routes if r.journey not in agents]
         if missing:
@@ -89,8 +88,6 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         self.allow_switching = allow_switching
         #: Switches one turn may make (a model bouncing between journeys stops there).
         self.max_switches_per_turn = max_switches_per_turn
-        #: When the active journey completes, tell the user which ones are still parked.
-        self.remind_parked = remind_parked
         self._by_value = {_plain(j): j for j in self.agents}
         self._by_text = {str(_plain(j)): j for j in self.agents}
         self._options = self._switch_options()
@@ -389,8 +386,6 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             await self._choose(
                 conversation_id, None, "handoff" if result.handoff else "complete", data
             )
-            if result.complete and data.get("parked") and self.remind_parked:
-                result.response = f"{result.response} {self._reminder(data['parked'])}".strip()
         parked = [
             self.agents[self._by_value[v]].key
             for v in data.get("parked") or ()
@@ -401,15 +396,6 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         if events:
             result.metadata["control_events"] = events
         return result
-
-    def _reminder(self, parked: list[Any]) -> str:
-        """What the user reads when a journey completes while others wait."""
-        names = [str(v) for v in parked]
-        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-        return (
-            f'You also have an unfinished {listed}: say "back to my {names[-1]}" '
-            "to pick up where you left off."
-        )
 
     def _llm(self) -> Any:
         if self.llm_client is None:

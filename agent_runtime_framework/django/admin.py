@@ -320,7 +320,8 @@ class JourneyAdmin(admin.ModelAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def detail_context(self, journey: Journey) -> dict[str, Any]:
-        """State fields, transcript, events and step history of one journey (4 queries)."""
+        """State fields, transcript, events, step history and the conversation's other journeys
+        of one journey (5 queries)."""
         cid = journey.conversation_id
         total_messages = journey.conversation.next_seq
         recent = list(
@@ -378,8 +379,24 @@ class JourneyAdmin(admin.ModelAdmin):
             if k != VERSION_KEY  # shown as the journey's state version instead
         ]
         agent = _agent_for(journey.agent_key)
+        # The conversation's other journeys: behind a router, the one active and those
+        # parked by a switch (conversation control), each a link to its own page.
+        siblings = [
+            {
+                **row,
+                "url": reverse("admin:agent_runtime_journey_change", args=[row["id"]]),
+                "status_label": JourneyStatus(row["status"]).label
+                if row["status"] in JourneyStatus.values
+                else row["status"],
+            }
+            for row in Journey.objects.filter(conversation_id=cid)
+            .exclude(id=journey.id)
+            .order_by("created_at")
+            .values("id", "agent_key", "step", "status", "updated_at")
+        ]
         return {
             "journey": journey,
+            "conversation_journeys": siblings,
             "state_fields": state_fields,
             "transcript": transcript,
             "transcript_total": total_messages,

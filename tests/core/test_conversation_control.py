@@ -676,3 +676,35 @@ async def test_several_facts_as_sequential_answers_in_one_turn():
     result = await driver.say("I'm 30 and want car insurance")
     assert result.step == CoverStep.MORE and result.state.ages == [30]
     assert names(llm, 1)[0] == "add_driver"  # the step's tools were re-read in between
+
+
+async def test_after_a_journey_completes_routing_back_to_a_parked_one_resumes_it():
+    llm = ScriptedLLM(
+        [
+            tool_call("get_quote"),
+            tool_call("choose_cover", cover="car"),
+            "Age?",
+            tool_call(SWITCH_TOOL, journey="signup"),
+            "Name?",
+            tool_call("save_name", name="Ada"),
+            "Email?",
+            tool_call("save_email", email="ada@example.com"),
+            "All set.",
+            tool_call("get_quote"),  # routing again, now to the parked quote
+            "How old is the driver?",
+        ]
+    )
+    agent = desk(llm)
+    driver = JourneyDriver(agent)
+    await driver.say("car quote")
+    await driver.say("account instead")
+    await driver.say("Ada")
+    done = await driver.say("ada@example.com")
+    assert done.complete and done.metadata["parked"] == ["cover"]
+    assert await agent.current_journey(driver.conversation_id) is None
+    back = await driver.say("back to my quote")
+    assert back.metadata["journey"] == "cover" and back.step == CoverStep.DRIVER
+    assert back.metadata["control_events"] == [
+        {"type": "journey.resumed", "journey": "cover", "step": "driver"}
+    ]
+    assert "parked" not in back.metadata

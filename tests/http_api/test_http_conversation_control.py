@@ -129,3 +129,33 @@ def test_switching_back_and_forth_keeps_one_row_per_journey_and_corrections_are_
     ]
     detail = api.get(f"conversations/{cid}").json()
     assert detail["parked"] == ["signup"] and detail["step"] == "home_value"
+
+
+def test_the_admin_shows_parked_journeys(
+    make_api: Any, users: Any, control_desk: Any, scripted: ScriptedLLM, admin_client: Any
+) -> None:
+    from django.urls import reverse
+
+    scripted.script.extend(
+        [
+            tool_call("get_quote"),
+            tool_call("choose_cover", cover="car"),
+            "Age?",
+            tool_call(SWITCH_TOOL, journey="signup"),
+            "Name?",
+        ]
+    )
+    api = make_api(users[0])
+    cid = api.start(KEY, "car quote").json()["conversation_id"]
+    api.say(cid, "account instead")
+    parked = Journey.objects.get(conversation_id=cid, agent_key="cover")
+    listing = admin_client.get(
+        reverse("admin:agent_runtime_journey_changelist"), {"status__exact": "parked"}
+    )
+    assert listing.status_code == 200 and cid[:8] in listing.content.decode()
+    active = Journey.objects.get(conversation_id=cid, agent_key="signup")
+    page = admin_client.get(reverse("admin:agent_runtime_journey_change", args=[active.id]))
+    html = page.content.decode()
+    assert "Other journeys of this conversation" in html
+    assert reverse("admin:agent_runtime_journey_change", args=[parked.id]) in html
+    assert "Parked" in html and "journey.parked" in html

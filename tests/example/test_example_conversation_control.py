@@ -159,3 +159,18 @@ async def test_the_standin_still_says_it_is_not_an_ai() -> None:
 
     assert "NOT an AI" in (standin.__doc__ or "")
     assert OfflineStandInLLM.is_offline_standin is True
+
+
+async def test_route_keywords_switch_only_with_a_word_that_changes_course() -> None:
+    driver = JourneyDriver(agent())
+    await driver.say("I want to file a claim")
+    await driver.say("POL-123456")
+    await driver.say((TODAY - dt.timedelta(days=2)).isoformat())
+    await driver.say("collision")
+    # "car" is a keyword of the quote, but this is the claim's description.
+    story = await driver.say("My car was damaged in a crash at the lights")
+    assert story.metadata["journey"] == "claim" and story.step.value == "amount"
+    # With "actually", a keyword of another route switches.
+    switched = await driver.say("Actually, I need to register first")
+    assert switched.metadata["journey"] == "onboarding"
+    assert switched.metadata["parked"] == ["claim"]

@@ -27,6 +27,7 @@ __all__ = [
     "as_messages",
     "clean_json",
     "clean_text",
+    "estimate_tokens",
     "valid_tool_name",
 ]
 
@@ -59,6 +60,28 @@ def clean_json(value: Any) -> Any:
     return value
 
 
+def estimate_tokens(message: Mapping[str, Any]) -> int:
+    """A cheap token estimate of one message: about four characters a token, plus framing.
+
+    Good enough to bound a window (providers' exact counts need their tokenizers and a
+    round trip); it errs high for non-English text, which only makes the window shorter.
+    """
+    size = 16  # role and message framing
+    content = message.get("content")
+    if type(content) is str:
+        size += len(content)
+    elif content is not None:
+        size += len(str(content))
+    calls = message.get("tool_calls")
+    if calls:
+        for call in calls:
+            function = call.get("function") or {} if isinstance(call, dict) else {}
+            size += 24 + len(str(function.get("name") or "")) + len(
+                str(function.get("arguments") or "")
+            )
+    return size // 4
+
+
 def valid_tool_name(name: Any) -> bool:
     """Whether a provider accepts ``name`` as a function name in a request."""
     if type(name) is not str:
@@ -80,7 +103,11 @@ class StoredMessage(dict[str, Any]):
     written for either reads history unchanged.
     """
 
-    __slots__ = ()
+    #: ``estimate_tokens`` of the message, worked out once when a store wraps it, so that
+    #: choosing a history window each turn is a sum rather than a walk over the text.
+    __slots__ = ("tokens",)
+
+    tokens: int
 
     def __init__(
         self,
@@ -91,10 +118,11 @@ class StoredMessage(dict[str, Any]):
     ) -> None:
         if isinstance(role, Mapping):  # StoredMessage({"role": ..., ...})
             super().__init__(role, **fields)
-            return
-        super().__init__(role=role, content=content, **fields)
-        if metadata:
-            self["metadata"] = dict(metadata)
+        else:
+            super().__init__(role=role, content=content, **fields)
+            if metadata:
+                self["metadata"] = dict(metadata)
+        self.tokens = estimate_tokens(self)
 
     @property
     def role(self) -> str:
@@ -122,6 +150,11 @@ class StoredMessage(dict[str, Any]):
         only, about a third of the cost of the constructor)."""
         stored = _new_dict(cls)
         _update_dict(stored, message)
+        content = message.get("content")
+        if type(content) is str and "tool_calls" not in message:
+            stored.tokens = (16 + len(content)) >> 2  # estimate_tokens, inlined
+        else:
+            stored.tokens = estimate_tokens(message)
         return stored
 
     def to_dict(self) -> dict[str, Any]:

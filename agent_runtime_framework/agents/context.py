@@ -124,8 +124,12 @@ class JourneyConfig:
     max_consecutive_tool_failures: int = 3
     stream: bool = False
     llm_kwargs: dict[str, Any] = field(default_factory=dict)
-    #: Send at most this many history messages to the model (None: all).
+    #: Read at most this many history messages per turn, so a turn's cost does not grow
+    #: with the conversation (None: the memory's default, 200; the Django app's setting
+    #: ``MAX_HISTORY_MESSAGES``). The stored history always stays complete.
     max_history_messages: int | None = None
+    #: Of those, send the newest that fit this many (estimated) tokens (None: all of them).
+    history_token_budget: int | None = 8000
     #: Human-readable name (admin, graphs); defaults to the key.
     name: str | None = None
     description: str = ""

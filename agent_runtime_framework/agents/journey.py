@@ -146,6 +146,7 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
         self._custom_load = type(self).load_state is not JourneyAgent.load_state
         self._custom_save = type(self).save_state is not JourneyAgent.save_state
         self._revisions: Revisions | None = None
+        self._revisable: bool | None = None  # whether any answer is revisable (cached)
 
     @property
     def revisions(self) -> Revisions:
@@ -240,6 +241,8 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
         async with self.memory.claim(conversation_id, key, owner=ctx.metadata.get("owner")):
             memory = self.memory
             limit = self.config.max_history_messages
+            if limit is None:
+                limit = memory.max_history_messages
             loaded = await memory.load_context(conversation_id, key, max_messages=limit)
             state = await self.load_state(ctx) if self._custom_load else None
             saved: dict[str, Any] | None
@@ -254,10 +257,11 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 saved = None
 
             new_input = new_input_messages(ctx.input_messages)
+            budget = self.config.history_token_budget
             history = (
                 loaded.messages
-                if limit is None
-                else history_window(loaded.messages, max_messages=limit)
+                if limit is None and budget is None
+                else history_window(loaded.messages, max_messages=limit, max_tokens=budget)
             )
             repaired = close_open_tool_calls(history)
             history.extend(new_input)
@@ -271,14 +275,16 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
 
             tools = self.create_tools(state, ctx)
             control = ctx.metadata.get(CONTROL_KEY)
-            revisions = self._revisions if self._revisions is not None else self.revisions
+            revisable = self._revisable
+            if revisable is None:
+                revisable = self._revisable = bool(self.revisions)
             holder: _StateHolder | ControlledToolExecutor
             cancelled = ctx.cancelled
-            if control is None and not revisions:
+            if control is None and not revisable:
                 holder = _StateHolder(self, state, tools)
             else:
                 # Corrections and/or the router's switch tool join the step's tools.
-                holder = ControlledToolExecutor(self, state, tools, revisions, control)
+                holder = ControlledToolExecutor(self, state, tools, self.revisions, control)
                 if control is not None:
                     cancelled = _until_switched(control, ctx.cancelled)
             pending: list[dict[str, Any]] = repaired + new_input

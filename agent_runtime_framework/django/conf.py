@@ -27,8 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_MESSAGE_CHARS": 4000,
     # Event payload strings longer than this are truncated with a marker.
     "MAX_EVENT_PAYLOAD_CHARS": 4000,
-    # History messages sent to the model per call (None: all).
-    "MAX_HISTORY_MESSAGES": None,
+    # History messages a turn reads at most (None: all); of those the model gets the newest
+    # that fit the journey's history_token_budget. The stored history stays complete.
+    "MAX_HISTORY_MESSAGES": 200,
     # Threads for database work from async code (each has its own connection).
     "DB_THREADS": 8,
     # PostgreSQL (psycopg 3): prepare the turn path's statements on the server. Turn off

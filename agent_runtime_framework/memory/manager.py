@@ -7,12 +7,14 @@ on one conversation so that two concurrent turns never lose an update.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from itertools import repeat
+from operator import attrgetter
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ..messages import as_messages
+from ..messages import StoredMessage, as_messages, estimate_tokens
 from ..state.serializer import StateSerializer
 from .stores import (
     ConversationClaim,
@@ -28,6 +30,7 @@ __all__ = [
     "MemoryManager",
     "build_memory_context",
     "close_open_tool_calls",
+    "estimate_tokens",
     "history_window",
 ]
 
@@ -93,20 +96,64 @@ def history_window(
     messages: Sequence[dict[str, Any]],
     *,
     max_messages: int | None = None,
+    max_tokens: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The history to send to the model, cut to at most ``max_messages``.
+    """The history to send to the model: the newest messages within both bounds.
 
-    The cut starts at a user message, so no tool result is sent without the assistant
-    message that asked for it.
+    At most ``max_messages`` messages and about ``max_tokens`` tokens (``estimate_tokens``);
+    None lifts a bound. The cut starts at a user message, so no tool result is sent
+    without the assistant message that asked for it. The stored history is not touched.
     """
-    if max_messages is None or len(messages) < max_messages:
+    count = len(messages)
+    start = 0
+    cut = False
+    if max_messages is not None and count >= max_messages:
+        cut = True
+        # At the limit the history may already have been cut by the store: start the
+        # window at a user message either way.
+        start = count - max_messages
+    if max_tokens is not None and not _fits(messages, start, max_tokens):
+        # ``estimate_tokens`` inlined for the common message (text only).
+        budget = max_tokens * 4  # in characters
+        index = count
+        while index > start:
+            message = messages[index - 1]
+            content = message.get("content")
+            if type(content) is str and not message.get("tool_calls"):
+                budget -= 16 + len(content)
+            else:
+                budget -= estimate_tokens(message) * 4
+            if budget < 0:
+                cut = True
+                break
+            index -= 1
+        start = index
+    if not cut:
         return list(messages)
-    # At the limit the history may already have been cut by the store: start the window
-    # at a user message either way.
-    start = len(messages) - max_messages
-    while start < len(messages) and messages[start].get("role") != "user":
+    while start < count and messages[start].get("role") != "user":
         start += 1
     return list(messages[start:])
+
+
+_TOKENS = attrgetter("tokens")
+
+
+def _fits(messages: Sequence[dict[str, Any]], start: int, max_tokens: int) -> bool:
+    """Whether ``messages[start:]`` surely fits ``max_tokens``, checked at C speed.
+
+    Runs on every turn, so it avoids a Python-level loop: the common case (a history well
+    inside the budget) then costs a few microseconds at any length the store returns.
+    """
+    window = messages[start:] if start else messages
+    if window and type(window[0]) is StoredMessage and type(window[-1]) is StoredMessage:
+        try:  # sizes worked out when the store wrapped the messages
+            return sum(map(_TOKENS, window)) <= max_tokens
+        except AttributeError:
+            pass
+    get = dict.get
+    text = sum(map(len, map(str, map(get, window, repeat("content")))))
+    calls = sum(map(bool, map(get, window, repeat("tool_calls"))))
+    return text + 16 * len(window) + 256 * calls <= max_tokens * 4
 
 
 def close_open_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,12 +197,15 @@ class MemoryManager:
         conversation_store: ConversationStore | None = None,
         *,
         busy_wait: float = 10.0,
+        max_history_messages: int | None = 200,
     ) -> None:
         self.state_store = state_store if state_store is not None else StateStore()
         self.conversation_store = (
             conversation_store if conversation_store is not None else ConversationStore()
         )
         self.busy_wait = busy_wait
+        #: Messages a turn reads at most (None: all): turn cost stays flat as history grows.
+        self.max_history_messages = max_history_messages
         self._locks = ConversationLocks()
 
     async def load_context(

@@ -401,7 +401,12 @@ async def test_switching_to_a_completed_journey_starts_it_afresh_and_resume_refu
     await driver.say("a quote")
     result = await driver.say("another account")
     started = result.metadata["control_events"][-1]
-    assert started == {"type": "journey.started", "journey": "signup", "how": "switch", "again": True}
+    assert started == {
+        "type": "journey.started",
+        "journey": "signup",
+        "how": "switch",
+        "again": True,
+    }
     assert result.step == SignupStep.NAME and result.state.name == ""
 
 

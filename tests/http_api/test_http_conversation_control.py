@@ -96,8 +96,12 @@ def test_switching_back_and_forth_keeps_one_row_per_journey_and_corrections_are_
     scripted.script.extend([tool_call("get_quote"), tool_call("choose_cover", cover="car"), "Age?"])
     for _ in range(4):
         scripted.script.extend(
-            [tool_call(SWITCH_TOOL, journey="signup"), "Name?"]
-            + [tool_call(SWITCH_TOOL, journey="cover"), "Age?"]
+            [
+                tool_call(SWITCH_TOOL, journey="signup"),
+                "Name?",
+                tool_call(SWITCH_TOOL, journey="cover"),
+                "Age?",
+            ]
         )
     scripted.script.extend(
         [

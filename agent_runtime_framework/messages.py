@@ -76,8 +76,10 @@ def estimate_tokens(message: Mapping[str, Any]) -> int:
     if calls:
         for call in calls:
             function = call.get("function") or {} if isinstance(call, dict) else {}
-            size += 24 + len(str(function.get("name") or "")) + len(
-                str(function.get("arguments") or "")
+            size += (
+                24
+                + len(str(function.get("name") or ""))
+                + len(str(function.get("arguments") or ""))
             )
     return size // 4
 

@@ -7,11 +7,11 @@ on one conversation so that two concurrent turns never lose an update.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from itertools import repeat
-from operator import attrgetter
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, cast
 
 from ..messages import StoredMessage, as_messages, estimate_tokens

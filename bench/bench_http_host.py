@@ -21,6 +21,13 @@ what one request costs before the framework does anything. One process runs Pyth
 core at a time, so throughput is capped near 1 / (server CPU per turn); the ideal is only
 reachable where concurrency / latency stays under that cap.
 
+Per turn, the SQL statements and the thread hops (``run_db`` calls, and every
+``run_in_executor`` including Django's sync middleware) are counted on the server over a
+few sequential turns of each journey, side by side with a floor: a bare async Django view
+doing the same database work by hand (caller, claim with the owner check and the load in
+one hop; the user's message; per state-changing tool call state + messages + events in one
+transaction; the reply, its event and the release). ``--count-only`` prints just these.
+
 Run: ``python bench/bench_http_host.py [--concurrency 100,1000] [--seconds 15]
 [--latency 0.2] [--db-threads 32]`` (PostgreSQL from ``DATABASE_URL``, default
 ``postgres://postgres@127.0.0.1:5432/postgres``; a scratch database ``bench_http_host``
@@ -106,6 +113,9 @@ def configure(database_url: str, db_threads: int) -> None:
     urls.urlpatterns = [  # type: ignore[attr-defined]
         path("api/", include("agent_runtime_framework.django.urls")),
         path("floor", floor_view),
+        path("floor/turn/<uuid:cid>", floor_turn_view),
+        path("floor/new", floor_new_view),
+        path("counters", counters_view),
     ]
     sys.modules["bench_http_host_urls"] = urls
 
@@ -115,6 +125,187 @@ async def floor_view(request: Any) -> Any:
     from django.http import JsonResponse
 
     return JsonResponse({"ok": True})
+
+
+async def counters_view(request: Any) -> Any:
+    """The server's statement / hop counters (``?reset=1`` zeroes them after reading)."""
+    from django.http import JsonResponse
+
+    from turn_counters import counters
+
+    data = counters.snapshot()
+    if request.GET.get("reset"):
+        counters.reset()
+    return JsonResponse(data)
+
+
+FLOOR_LATENCY = [0.0]
+
+
+def _floor_sql() -> Any:
+    from django.db import connection
+
+    return connection
+
+
+async def floor_new_view(request: Any) -> Any:
+    """Create a conversation and its journey row for the floor (not counted)."""
+    from django.http import JsonResponse
+
+    from agent_runtime_framework.django.db import run_db
+
+    cid = uuid.uuid4()
+
+    def create() -> None:
+        from django.utils import timezone
+
+        from agent_runtime_framework.django.models import Conversation, Journey
+
+        user = request.user
+        Conversation.objects.create(id=cid, agent_key="onboarding", owner_id=user.pk)
+        Journey.objects.create(
+            conversation_id=cid, agent_key="onboarding", owner_id=user.pk, state={},
+            step="welcome", updated_at=timezone.now(),
+        )
+
+    await run_db(create)
+    return JsonResponse({"conversation_id": str(cid)}, status=201)
+
+
+async def floor_turn_view(request: Any, cid: uuid.UUID) -> Any:
+    """The floor of an onboarding turn: the same database work as the framework's, by hand.
+
+    One hop before the model (caller, claim with the owner check, state + history), the
+    user's message durable before the model call, one transaction per state-changing tool
+    call (messages, state, three events), the final one (reply, its event, release).
+    """
+    import datetime as dt
+
+    from django.http import JsonResponse
+    from django.utils import timezone
+
+    from agent_runtime_framework.django.db import run_db
+
+    message = json.loads(request.body)["message"]
+    token = uuid.uuid4().hex
+
+    def ts(value: Any) -> Any:
+        return _floor_sql().ops.adapt_datetimefield_value(value)
+
+    def cid_db() -> Any:
+        return cid.hex if _floor_sql().vendor == "sqlite" else cid
+
+    def open_turn() -> Any:
+        from django.http import Http404
+
+        user = request.user
+        if not user.is_authenticated:
+            raise Http404
+        now = timezone.now()
+        with _floor_sql().cursor() as cur:
+            cur.execute(
+                "UPDATE arf_conversation SET lease_token = %s, lease_expires_at = %s "
+                "WHERE id = %s AND owner_id = %s AND (lease_token = '' OR lease_expires_at "
+                "IS NULL OR lease_expires_at < %s) RETURNING agent_key",
+                [token, ts(now + dt.timedelta(seconds=120)), cid_db(), user.pk, ts(now)],
+            )
+            if cur.fetchone() is None:
+                raise Http404
+            cur.execute(
+                "SELECT state FROM arf_journey WHERE conversation_id = %s AND agent_key = %s",
+                [cid_db(), "onboarding"],
+            )
+            state = cur.fetchone()[0]
+            cur.execute(
+                "SELECT role, content, tool_calls, tool_call_id, name FROM arf_message "
+                "WHERE conversation_id = %s ORDER BY seq DESC LIMIT 40",
+                [cid_db()],
+            )
+            history = cur.fetchall()
+        return json.loads(state) if isinstance(state, str) else state, history
+
+    def commit(
+        messages: list[dict[str, Any]], state: Any, events: list[tuple[str, Any]],
+        new_turn: bool, release: bool,
+    ) -> None:
+        from django.db import transaction
+
+        now = timezone.now()
+        conn = _floor_sql()
+        with transaction.atomic(), conn.cursor() as cur:
+            lease = "lease_token = '', lease_expires_at = NULL" if release else (
+                "lease_expires_at = %s"
+            )
+            extra = [] if release else [ts(now + dt.timedelta(seconds=120))]
+            cur.execute(
+                f"UPDATE arf_conversation SET next_seq = next_seq + %s, updated_at = %s, {lease} "
+                "WHERE id = %s AND lease_token = %s RETURNING next_seq",
+                [len(messages), ts(now), *extra, cid_db(), token],
+            )
+            start = cur.fetchone()[0] - len(messages)
+            params: list[Any] = []
+            for i, m in enumerate(messages):
+                params += [
+                    cid_db(), start + i, m["role"], m.get("content"),
+                    json.dumps(m["tool_calls"]) if m.get("tool_calls") else None,
+                    m.get("tool_call_id", ""), "", "{}", ts(now),
+                ]
+            cur.execute(
+                "INSERT INTO arf_message (conversation_id, seq, role, content, tool_calls, "
+                "tool_call_id, name, metadata, created_at) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(messages)),
+                params,
+            )
+            sets, values = ["updated_at = %s"], [ts(now)]
+            if state is not None:
+                sets += ["state = %s", "step = %s"]
+                values += [json.dumps(state), state["step"]]
+            if new_turn:
+                sets.append("turns = turns + 1")
+            cur.execute(
+                f"UPDATE arf_journey SET {', '.join(sets)} WHERE conversation_id = %s "
+                "AND agent_key = %s",
+                [*values, cid_db(), "onboarding"],
+            )
+            if events:
+                params = []
+                run = token if conn.vendor == "sqlite" else uuid.UUID(token)
+                for i, (kind, payload) in enumerate(events):
+                    params += [cid_db(), "onboarding", run, seq[0] + i, kind,
+                               json.dumps(payload), ts(now)]
+                seq[0] += len(events)
+                cur.execute(
+                    "INSERT INTO arf_event (conversation_id, agent_key, run_id, seq, type, "
+                    "payload, created_at) VALUES "
+                    + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+                    + " RETURNING id",
+                    params,
+                )
+                cur.fetchall()
+
+    seq = [0]
+    state, _history = await run_db(open_turn)
+    await run_db(commit, [{"role": "user", "content": message}], None, [], True, False)
+    await asyncio.sleep(FLOOR_LATENCY[0])  # the model asks for the tool
+    call = {"id": "c1", "type": "function",
+            "function": {"name": "save_name", "arguments": json.dumps({"name": message})}}
+    new_state = {**(state or {}), "step": "collect_email", "name": message}
+    await run_db(
+        commit,
+        [{"role": "assistant", "content": None, "tool_calls": [call]},
+         {"role": "tool", "content": "Ask for the email.", "tool_call_id": "c1"}],
+        new_state,
+        [("tool.call", {"name": "save_name", "arguments": {"name": message}}),
+         ("tool.result", {"name": "save_name", "status": "ok", "result": "Ask for the email."}),
+         ("journey.step_changed", {"from": "collect_name", "to": "collect_email"})],
+        False, False,
+    )
+    await asyncio.sleep(FLOOR_LATENCY[0])  # the model replies
+    await run_db(
+        commit, [{"role": "assistant", "content": "Thanks, noted."}], None,
+        [("assistant.message", {"content": "Thanks, noted."})], False, True,
+    )
+    return JsonResponse({"reply": "Thanks, noted."})
 
 
 class SleepyModel:
@@ -258,6 +449,11 @@ def serve(args: argparse.Namespace) -> None:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     configure(args.database_url, args.db_threads)
+    FLOOR_LATENCY[0] = args.latency
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from turn_counters import install
+
+    install()
     import uvicorn
     from django.core.asgi import get_asgi_application
 
@@ -285,6 +481,11 @@ def create_database(database_url: str) -> str:
     """A fresh scratch database; returns its URL."""
     from urllib.parse import urlparse
 
+    if database_url.startswith("sqlite"):
+        import tempfile
+
+        return f"sqlite:///{tempfile.mkdtemp(prefix='bench_http_')}/bench.sqlite3"
+
     import psycopg
 
     with psycopg.connect(_admin_dsn(database_url), autocommit=True) as conn:
@@ -296,6 +497,8 @@ def create_database(database_url: str) -> str:
 
 
 def drop_database(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        return
     import psycopg
 
     with psycopg.connect(_admin_dsn(database_url), autocommit=True) as conn:
@@ -523,6 +726,59 @@ async def drive(
     }
 
 
+async def count_per_turn(port: int, session_key: str, turns: int = 9) -> list[dict[str, Any]]:
+    """Statements and hops per turn on the server, sequential turns (one in flight)."""
+    token = await csrf_token(port, session_key)
+    cookies = {"sessionid": session_key, "csrftoken": token}
+    client = RawHTTP(port, cookies, {"X-CSRFToken": token})
+    lines = ["hello", "Ada Lovelace", "ada@example.com"]
+    rows = []
+    try:
+        for name in ("chat", "onboarding", "floor"):
+            cids = []
+            for _ in range(max(1, turns // 3)):
+                if name == "floor":
+                    status, body = await client.request("POST", "/floor/new", {})
+                else:
+                    status, body = await client.request(
+                        "POST", "/api/conversations", {"agent": name}
+                    )
+                assert status == 201, (status, body)
+                cids.append(body["conversation_id"])
+            await client.request("GET", "/counters?reset=1")
+            played = 0
+            for cid in cids:
+                for line in lines:
+                    # The floor plays the onboarding's middle turn (one state-changing tool
+                    # call) every time; the journeys play their three turns.
+                    path = (f"/floor/turn/{cid}" if name == "floor"
+                            else f"/api/conversations/{cid}/messages")
+                    status, body = await client.request("POST", path, {"message": line})
+                    assert status == 200, (name, status, body)
+                    played += 1
+            _, counted = await client.request("GET", "/counters?reset=1")
+            # the /counters request itself: no statements, no run_db; asgiref hops only
+            rows.append({"journey": name, "turns": played, **{
+                k: v / played for k, v in counted.items()}})
+    finally:
+        client.close()
+    return rows
+
+
+def print_counts(rows: list[dict[str, Any]], vendor: str) -> None:
+    print(f"per turn on {vendor} (sequential turns; statements without BEGIN/COMMIT):")
+    print(f"{'':<24}{'SQL statements':>16}{'run_db hops':>13}{'thread hops':>13}")
+    labels = {
+        "chat": "chat (1 LLM call)",
+        "onboarding": "onboarding (2 calls)",
+        "floor": "floor (onboarding)",
+    }
+    for row in rows:
+        print(f"{labels[row['journey']]:<24}{row['statements']:>16.1f}{row['db_hops']:>13.1f}"
+              f"{row['thread_hops']:>13.1f}")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", default="50,200,1000")
@@ -535,6 +791,10 @@ def main() -> None:
     parser.add_argument(
         "--switch-interval", type=float, default=0.0,
         help="sys.setswitchinterval() of the server (seconds; 0: Python's 0.005)",
+    )
+    parser.add_argument(
+        "--count-only", action="store_true",
+        help="only print SQL statements and thread hops per turn (framework and floor)",
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
@@ -567,6 +827,10 @@ def main() -> None:
             f"{args.latency * 1000:.0f} ms/call, DB_THREADS={args.db_threads}, "
             f"{args.seconds:.0f} s per row\n"
         )
+        vendor = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+        print_counts(asyncio.run(count_per_turn(port, session_key)), vendor)
+        if args.count_only:
+            return
         floor = asyncio.run(drive_floor(port, 100, min(args.seconds, 5.0), server.pid))
         print(
             f"floor: empty async Django view, same middleware: {floor['per_s']:.0f} req/s, "

@@ -305,11 +305,14 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
             backend_client=self.get_backend_client(ctx),
         )
         from ..django.events import EventRecorderHooks, terminal_steps_of
+        from ..django.tracing import tracing_hooks
 
         log = self.event_log(ctx, conversation_id, run_id)
         seen = _ErrorSeen()
         hooks = CompositeHooks(
-            EventRecorderHooks(log, terminal_steps=terminal_steps_of(self)), seen
+            EventRecorderHooks(log, terminal_steps=terminal_steps_of(self)),
+            seen,
+            tracing_hooks(agent),  # None (not composed) unless TRACING is on
         )
         try:
             result = await agent.run(agent_ctx, hooks=hooks)

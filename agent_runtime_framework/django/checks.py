@@ -389,7 +389,13 @@ def check_settings(raw: Any) -> list[checks.CheckMessage]:
     number("MAX_EVENT_PAYLOAD_CHARS", 0, integer=True)
     number("MAX_HISTORY_MESSAGES", 1, integer=True, optional=True)
     number("DB_THREADS", 1, integer=True)
-    for flag in ("ALLOW_OFFLINE_STANDIN", "ALLOW_ANONYMOUS", "PREPARED_STATEMENTS"):
+    for flag in (
+        "ALLOW_OFFLINE_STANDIN",
+        "ALLOW_ANONYMOUS",
+        "PREPARED_STATEMENTS",
+        "TRACING",
+        "REDACT_MESSAGES",
+    ):
         if flag in raw and not isinstance(raw[flag], bool):
             errors.append(
                 checks.Error(
@@ -397,12 +403,56 @@ def check_settings(raw: Any) -> list[checks.CheckMessage]:
                     id="agent_runtime.E006",
                 )
             )
+    errors.extend(_check_observability(raw))
     runtimes = raw.get("RUNTIMES", [])
     if isinstance(runtimes, str) or not isinstance(runtimes, list | tuple):
         errors.append(
             checks.Error(
                 "AGENT_RUNTIME_FRAMEWORK['RUNTIMES'] must be a list of dotted paths.",
                 hint="e.g. ['myapp.agents.OnboardingAgent']",
+                id="agent_runtime.E006",
+            )
+        )
+    return errors
+
+
+def _check_observability(raw: dict[str, Any]) -> list[checks.CheckMessage]:
+    """E006 for ``TRACING`` without OpenTelemetry and a ``REDACT`` that is not a redactor."""
+    errors: list[checks.CheckMessage] = []
+    if raw.get("TRACING") is True:
+        from ..tracing import otel_available
+
+        if not otel_available():
+            errors.append(
+                checks.Error(
+                    "AGENT_RUNTIME_FRAMEWORK['TRACING'] is on but OpenTelemetry is not "
+                    "installed, so no spans are made.",
+                    hint="pip install 'agent-runtime-framework[otel]', or set TRACING False.",
+                    id="agent_runtime.E006",
+                )
+            )
+    redact = raw.get("REDACT")
+    if redact is not None:
+        from .redaction import resolve_redactor
+
+        try:
+            resolve_redactor(redact)
+        except (ImportError, TypeError) as exc:
+            errors.append(
+                checks.Error(
+                    f"AGENT_RUNTIME_FRAMEWORK['REDACT'] must be None, a callable or the dotted "
+                    f"path of one, got {redact!r} ({exc}).",
+                    hint="e.g. 'agent_runtime_framework.django.redaction.default_redactor'",
+                    id="agent_runtime.E006",
+                )
+            )
+    elif raw.get("REDACT_MESSAGES") is True:
+        errors.append(
+            checks.Error(
+                "AGENT_RUNTIME_FRAMEWORK['REDACT_MESSAGES'] is on but 'REDACT' is None, so "
+                "nothing would be redacted.",
+                hint="Set REDACT, e.g. 'agent_runtime_framework.django.redaction."
+                "default_redactor'.",
                 id="agent_runtime.E006",
             )
         )

@@ -35,6 +35,14 @@ DEFAULTS: dict[str, Any] = {
     # PostgreSQL (psycopg 3): prepare the turn path's statements on the server. Turn off
     # behind a transaction-pooling proxy that does not support prepared statements.
     "PREPARED_STATEMENTS": True,
+    # OpenTelemetry spans for turns, model calls and tool calls (needs the ``otel`` extra).
+    # Off: the tracing hooks are not even composed.
+    "TRACING": False,
+    # A redactor (``str -> str``, or its dotted path) applied to event payloads before they
+    # are stored, e.g. "agent_runtime_framework.django.redaction.default_redactor".
+    "REDACT": None,
+    # Also redact messages as they are stored (the model then reads the redacted history).
+    "REDACT_MESSAGES": False,
 }
 
 

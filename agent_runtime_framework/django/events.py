@@ -38,6 +38,7 @@ from ..agents.control import (
 from ..executor.hooks import ExecutorHooks
 from .db import run_db
 from .models import JourneyEvent
+from .redaction import Redactor, event_redactor
 from .signals import journey_completed, journey_event, journey_step_changed
 
 if TYPE_CHECKING:
@@ -135,16 +136,33 @@ def _max_chars() -> int:
     return int(app_settings().MAX_EVENT_PAYLOAD_CHARS)
 
 
-def _cut(text: str, limit: int) -> str:
+def _cut(text: str, limit: int, redact: Redactor | None = None) -> str:
+    if redact is not None:  # redact first: a cut must not leave half an address unmasked
+        return _redact_cut(text, limit, redact)
     if limit > 0 and len(text) > limit:
         return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
     return text
 
 
-def json_safe(value: Any, max_chars: int | None = None, _depth: int = 0) -> Any:
+#: Characters past the cut that are redacted too, so a value straddling it is still masked.
+_REDACT_MARGIN = 64
+
+
+def _redact_cut(text: str, limit: int, redact: Redactor) -> str:
+    """Redact, then cut; a long text is redacted only as far as it is kept (plus a margin)."""
+    if limit <= 0 or len(text) <= limit:
+        return redact(text)
+    kept = redact(text[: limit + _REDACT_MARGIN])
+    return f"{kept[:limit]}…[truncated {len(text) - limit} chars]"
+
+
+def json_safe(
+    value: Any, max_chars: int | None = None, _depth: int = 0, *, redact: Redactor | None = None
+) -> Any:
     """``value`` as plain JSON data: enums by value, UUIDs/dates/decimals as strings,
     dataclasses and sets/tuples converted, unknown objects by ``repr``; strings cut at
-    ``max_chars`` (default ``MAX_EVENT_PAYLOAD_CHARS``)."""
+    ``max_chars`` (default ``MAX_EVENT_PAYLOAD_CHARS``) and, given ``redact``, redacted in
+    the same pass."""
     limit = _max_chars() if max_chars is None else max_chars
     if _depth > _MAX_DEPTH:
         return "…[nested too deep]"
@@ -153,29 +171,31 @@ def json_safe(value: Any, max_chars: int | None = None, _depth: int = 0) -> Any:
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else None
     if isinstance(value, str):
-        return _cut(value, limit)
+        return _cut(value, limit, redact)
     if isinstance(value, Enum):
-        return json_safe(value.value, limit, _depth + 1)
+        return json_safe(value.value, limit, _depth + 1, redact=redact)
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, Mapping):
         return {
-            str(json_safe(k, limit, _depth + 1)): json_safe(v, limit, _depth + 1)
+            str(json_safe(k, limit, _depth + 1, redact=redact)): json_safe(
+                v, limit, _depth + 1, redact=redact
+            )
             for k, v in value.items()
         }
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         to_dict = getattr(value, "to_dict", None)
         data = to_dict() if callable(to_dict) else dataclasses.asdict(value)
-        return json_safe(data, limit, _depth + 1)
+        return json_safe(data, limit, _depth + 1, redact=redact)
     if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v, limit, _depth + 1) for v in value]
+        return [json_safe(v, limit, _depth + 1, redact=redact) for v in value]
     if isinstance(value, bytes):
-        return _cut(repr(value), limit)
+        return _cut(repr(value), limit, redact)
     if isinstance(value, BaseException):
-        return _cut(f"{type(value).__name__}: {value}", limit)
-    return _cut(repr(value), limit)
+        return _cut(f"{type(value).__name__}: {value}", limit, redact)
+    return _cut(repr(value), limit, redact)
 
 
 def _check_type(event_type: str) -> None:
@@ -276,6 +296,7 @@ def record_events(
         highest = JourneyEvent.objects.filter(run_id=run).aggregate(m=Max("seq"))["m"]
         start_seq = 0 if highest is None else highest + 1
     limit = _max_chars()
+    redact = event_redactor()
     rows = [
         JourneyEvent(
             conversation_id=cid,
@@ -283,7 +304,7 @@ def record_events(
             run_id=run,
             seq=start_seq + i,
             type=event_type,
-            payload=json_safe(dict(payload or {}), limit),
+            payload=json_safe(dict(payload or {}), limit, redact=redact),
         )
         for i, (event_type, payload) in enumerate(items)
     ]
@@ -335,6 +356,8 @@ class JourneyEventLog:
         self.next_seq = start_seq
         self.store_deltas = store_deltas
         self.max_payload_chars = _max_chars() if max_payload_chars is None else max_payload_chars
+        #: Applied to every payload string (``REDACT``); set it to override per log.
+        self.redact: Redactor | None = event_redactor()
 
     def _row(self, event_type: str, payload: Mapping[str, Any] | None) -> JourneyEvent:
         """A row for the event; stored rows take the run's next seq, others get -1."""
@@ -346,7 +369,7 @@ class JourneyEventLog:
             run_id=self.run_id,
             seq=self.next_seq if stored else -1,
             type=event_type,
-            payload=json_safe(dict(payload or {}), self.max_payload_chars),
+            payload=json_safe(dict(payload or {}), self.max_payload_chars, redact=self.redact),
         )
         if stored:
             self.next_seq += 1

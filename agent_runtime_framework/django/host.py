@@ -48,6 +48,7 @@ from .events import (
 from .models import Conversation, Journey, JourneyEvent, JourneyStatus
 from .registry import find_journey_agent, get_runtime, is_runcontext_runtime
 from .stores import DjangoMemoryManager, _owner_id, conversation_uuid, ensure_conversation_sync
+from .tracing import traced_turn, tracing_enabled, tracing_hooks
 
 __all__ = [
     "IDEMPOTENCY_EVENT",
@@ -491,7 +492,11 @@ async def _run_journey_agent(
 ) -> TurnResult:
     log = JourneyEventLog(run_id, cid, key)
     seen = _ErrorSeen()
-    hooks = CompositeHooks(EventRecorderHooks(log, terminal_steps=_terminal_steps(runtime)), seen)
+    hooks = CompositeHooks(
+        EventRecorderHooks(log, terminal_steps=_terminal_steps(runtime)),
+        seen,
+        tracing_hooks(runtime),  # None (not composed) unless TRACING is on
+    )
     ctx = AgentContext(
         run_id=run_id,
         conversation_id=cid,
@@ -663,10 +668,11 @@ async def run_turn(
         _prepare(runtime)
         metadata = {"owner": user if user_id is not None else None, "session_key": session}
         run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
-        if is_runcontext_runtime(runtime):
-            turn = await _run_runcontext_runtime(runtime, key, cid, message, metadata, run_id)
+        play = _run_runcontext_runtime if is_runcontext_runtime(runtime) else _run_journey_agent
+        if tracing_enabled():  # the turn's span, a child of the request's span if any
+            turn = await traced_turn(play, runtime, key, cid, message, metadata, run_id)
         else:
-            turn = await _run_journey_agent(runtime, key, cid, message, metadata, run_id)
+            turn = await play(runtime, key, cid, message, metadata, run_id)
     except BaseException:
         if idempotency_key is not None:
             await run_db(_finish_idempotent_sync, cid, idempotency_key, None)

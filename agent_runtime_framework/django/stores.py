@@ -36,6 +36,7 @@ from ..memory.stores import ConversationStore, JourneyBusy, StateStore
 from ..state.serializer import VERSION_KEY, StateError
 from .db import run_db
 from .models import Conversation, Journey, JourneyMessage, JourneyStatus
+from .redaction import redact_messages
 
 __all__ = [
     "DjangoConversationStore",
@@ -396,8 +397,9 @@ def _json_value(value: Any) -> Any:
 
 
 def _insert_messages(cid: uuid.UUID, start: int, messages: Sequence[dict[str, Any]]) -> None:
-    """One multi-row INSERT of the messages, seq ``start`` onwards."""
-    rows = [_message_fields(m) for m in messages]
+    """One multi-row INSERT of the messages, seq ``start`` onwards (redacted when
+    ``REDACT_MESSAGES`` is on: this is the one write path of messages)."""
+    rows = [_message_fields(m) for m in redact_messages(messages)]
     now = _ts(timezone.now())
     cid_db = _pk(cid)
     adapt = _c().ops.adapt_json_value

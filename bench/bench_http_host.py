@@ -130,7 +130,6 @@ async def floor_view(request: Any) -> Any:
 async def counters_view(request: Any) -> Any:
     """The server's statement / hop counters (``?reset=1`` zeroes them after reading)."""
     from django.http import JsonResponse
-
     from turn_counters import counters
 
     data = counters.snapshot()

@@ -19,7 +19,7 @@ import asyncio
 import threading
 from typing import Any
 
-__all__ = ["Counters", "install", "counters"]
+__all__ = ["Counters", "counters", "install"]
 
 _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END")
 

@@ -152,8 +152,12 @@ def _redact_cut(text: str, limit: int, redact: Redactor) -> str:
     """Redact, then cut; a long text is redacted only as far as it is kept (plus a margin)."""
     if limit <= 0 or len(text) <= limit:
         return redact(text)
-    kept = redact(text[: limit + _REDACT_MARGIN])
-    return f"{kept[:limit]}…[truncated {len(text) - limit} chars]"
+    whole = len(text) <= limit + _REDACT_MARGIN
+    kept = redact(text if whole else text[: limit + _REDACT_MARGIN])
+    if whole and len(kept) <= limit:  # masking made it short enough
+        return kept
+    dropped = len(kept) - limit if whole else len(text) - limit
+    return f"{kept[:limit]}…[truncated {dropped} chars]"
 
 
 def json_safe(
@@ -267,6 +271,34 @@ def _send_all(events: list[JourneyEvent]) -> None:
         _send(event)
 
 
+#: Signals of stored events written by a commit (``stores``), sent after it.
+send_signals = _send_all
+
+
+def _built_payload(
+    payload: Mapping[str, Any], limit: int, redact: Redactor | None = None
+) -> dict[str, Any]:
+    """A payload the framework built itself (str keys; str, number or JSON values): its
+    strings are cut (and redacted) directly, only nested values go through ``json_safe``."""
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        kind = type(value)
+        if kind is str:
+            out[key] = _cut(value, limit, redact)
+        elif value is None or kind is int or kind is bool:
+            out[key] = value
+        else:
+            out[key] = json_safe(value, limit, 1, redact=redact)
+    return out
+
+
+def _defer(conversation_id: uuid.UUID | None, rows: list[JourneyEvent]) -> bool:
+    """Leave stored rows to the turn's next commit when this task holds its claim."""
+    from .stores import buffer_events
+
+    return buffer_events(conversation_id, rows)
+
+
 def _conversation_uuid(conversation_id: Any) -> uuid.UUID | None:
     if conversation_id is None:
         return None
@@ -359,8 +391,14 @@ class JourneyEventLog:
         #: Applied to every payload string (``REDACT``); set it to override per log.
         self.redact: Redactor | None = event_redactor()
 
-    def _row(self, event_type: str, payload: Mapping[str, Any] | None) -> JourneyEvent:
-        """A row for the event; stored rows take the run's next seq, others get -1."""
+    def _row(
+        self, event_type: str, payload: Mapping[str, Any] | None, built: bool = False
+    ) -> JourneyEvent:
+        """A row for the event; stored rows take the run's next seq, others get -1.
+
+        ``built``: the framework made the payload (``EventRecorderHooks``), so it is not
+        walked again as a whole (``_built_payload``).
+        """
         _check_type(event_type)
         stored = self.store_deltas or event_type != ASSISTANT_DELTA
         row = JourneyEvent(
@@ -369,7 +407,11 @@ class JourneyEventLog:
             run_id=self.run_id,
             seq=self.next_seq if stored else -1,
             type=event_type,
-            payload=json_safe(dict(payload or {}), self.max_payload_chars, redact=self.redact),
+            payload=(
+                _built_payload(payload, self.max_payload_chars, self.redact)
+                if built and payload is not None
+                else json_safe(dict(payload or {}), self.max_payload_chars, redact=self.redact)
+            ),
         )
         if stored:
             self.next_seq += 1
@@ -382,12 +424,17 @@ class JourneyEventLog:
         return (await self.record_many([(event_type, payload)]))[0]
 
     async def record_many(
-        self, events: Sequence[tuple[str, Mapping[str, Any] | None]]
+        self, events: Sequence[tuple[str, Mapping[str, Any] | None]], *, _built: bool = False
     ) -> list[JourneyEvent]:
-        """Several events in one INSERT, in order; then ``emit`` each."""
-        rows = [self._row(t, p) for t, p in events]
+        """Several events in one INSERT, in order; then ``emit`` each.
+
+        During a turn that holds the conversation (``DjangoMemoryManager``'s claim, in this
+        task) stored events are written by the turn's next commit, in its transaction, and
+        signalled after it (or when the claim is released); the rows get their ids then.
+        """
+        rows = [self._row(t, p, _built) for t, p in events]
         stored = [r for r in rows if r.seq >= 0]
-        if stored:
+        if stored and not _defer(self.conversation_id, stored):
             await run_db(_write, stored)
         unstored = [r for r in rows if r.seq < 0]
         if unstored and journey_event.has_listeners(JourneyEvent):
@@ -458,13 +505,17 @@ class EventRecorderHooks(ExecutorHooks):
             self.terminal_steps = frozenset()
 
     async def on_llm_delta(self, delta: str) -> None:
-        await self.log.record(ASSISTANT_DELTA, {"delta": delta})
+        await self.log.record_many([(ASSISTANT_DELTA, {"delta": delta})], _built=True)
 
     async def on_tool_start(self, name: str, arguments: dict[str, Any]) -> None:
-        await self.log.record(TOOL_CALL, {"name": name, "arguments": arguments})
+        await self.log.record_many(
+            [(TOOL_CALL, {"name": name, "arguments": arguments})], _built=True
+        )
 
     async def on_tool_end(self, name: str, result: str) -> None:
-        await self.log.record(TOOL_RESULT, {"name": name, "status": "ok", "result": result})
+        await self.log.record_many(
+            [(TOOL_RESULT, {"name": name, "status": "ok", "result": result})], _built=True
+        )
 
     async def on_tool_error(
         self, name: str, arguments: dict[str, Any], error: BaseException
@@ -492,18 +543,23 @@ class EventRecorderHooks(ExecutorHooks):
         ]
         if new in self.terminal_steps:
             events.append((JOURNEY_COMPLETED, {"step": new}))
-        await self.log.record_many(events)
+        await self.log.record_many(events, _built=True)
 
     async def on_complete(self, result: ExecutorResult) -> None:
         if result.content:
-            await self.log.record(
-                ASSISTANT_MESSAGE,
-                {
-                    "content": result.content,
-                    "stopped_reason": result.stopped_reason,
-                    "iterations": result.iterations,
-                    "usage": result.usage,
-                },
+            await self.log.record_many(
+                [
+                    (
+                        ASSISTANT_MESSAGE,
+                        {
+                            "content": result.content,
+                            "stopped_reason": result.stopped_reason,
+                            "iterations": result.iterations,
+                            "usage": result.usage,
+                        },
+                    )
+                ],
+                _built=True,
             )
 
     async def on_error(self, error: BaseException) -> None:

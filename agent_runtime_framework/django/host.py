@@ -15,13 +15,14 @@ playing the turn twice.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,7 +48,16 @@ from .events import (
 )
 from .models import Conversation, Journey, JourneyEvent, JourneyStatus
 from .registry import find_journey_agent, get_runtime, is_runcontext_runtime
-from .stores import DjangoMemoryManager, _owner_id, conversation_uuid, ensure_conversation_sync
+from .stores import (
+    DjangoMemoryManager,
+    _load_context_sync,
+    _owner_id,
+    _release_sync,
+    claim_for_caller_sync,
+    conversation_uuid,
+    ensure_conversation_sync,
+    renew_claim_sync,
+)
 from .tracing import traced_turn, tracing_enabled, tracing_hooks
 
 __all__ = [
@@ -460,6 +470,126 @@ def _finish_idempotent_sync(cid: uuid.UUID, key: str, response: dict[str, Any] |
     )
 
 
+# -- opening a turn: one unit of database work before the model is called ----------------
+
+
+@dataclass(slots=True)
+class _Opened:
+    """What the turn's first trip to the database found: the conversation's agent, the
+    caller, a stored idempotent response, or the claim it took with the state and history."""
+
+    key: str
+    user: Any
+    session_key: str
+    stored: dict[str, Any] | None = None
+    memory: DjangoMemoryManager | None = None
+    token: str | None = None
+    prefetched: tuple[str, int | None, Any, list[dict[str, Any]]] | None = None
+    final_depth: int = 1
+
+    def hold(self, cid: uuid.UUID) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Hold the claim taken in the database trip around the turn (if one was taken)."""
+        if self.memory is None or self.token is None:
+            return contextlib.nullcontext()
+        return self.memory.hold_claim(
+            cid, self.token, self.prefetched, final_depth=self.final_depth
+        )
+
+
+def _claim_memory(runtime: Any) -> DjangoMemoryManager | None:
+    """The ``DjangoMemoryManager`` the runtime's turn claims through, if it has one."""
+    if not isinstance(runtime, JourneyAgent | RoutedJourneyAgent | DjangoRuntimeAdapter):
+        return None
+    memory = getattr(runtime, "memory", None)
+    return memory if isinstance(memory, DjangoMemoryManager) else None
+
+
+def _open_turn_sync(
+    cid: uuid.UUID,
+    agent_key: str | None,
+    user: Any,
+    session_key: str,
+    caller: Callable[[], tuple[Any, str | None]] | None,
+    create: bool,
+    idempotency_key: str | None,
+    stale_after: float,
+    reach_ownerless: bool,
+    lease_seconds: float,
+) -> _Opened:
+    """Everything before the model call, in one trip to a database thread: resolve the
+    caller, claim the conversation with the ownership check as the claim's condition
+    (creating it when allowed), claim the idempotency key, read state and history.
+
+    A busy conversation is not waited for here: the turn's own claim waits (or raises
+    ``JourneyBusy``) as usual. Runtimes without the ORM memory get the checks only.
+    """
+    if caller is not None:
+        user, session = caller()
+        session_key = session or ""
+    user_id = _owner_id(user)
+    claim_agent, claim_create = agent_key, create
+    if idempotency_key is not None:
+        key, stored = _begin_sync(
+            cid,
+            agent_key,
+            user_id,
+            session_key,
+            create,
+            idempotency_key,
+            stale_after,
+            reach_ownerless,
+        )
+        if stored is not None:
+            return _Opened(key, user, session_key, stored)
+        claim_agent, claim_create = key, False
+    token = uuid.uuid4().hex
+    outcome, key_found, _ = claim_for_caller_sync(
+        cid,
+        claim_agent,
+        user_id,
+        session_key,
+        token,
+        lease_seconds,
+        create=claim_create,
+        reach_ownerless=reach_ownerless,
+    )
+    if outcome in ("missing", "not_owned"):
+        raise ConversationNotFound(cid)
+    if outcome == "other_agent":
+        raise ValueError(
+            f"Conversation {cid} belongs to agent {key_found!r}, not {agent_key!r}"
+        )
+    assert key_found is not None
+    opened = _Opened(key_found, user, session_key)
+    if outcome != "claimed":
+        return opened
+    try:
+        runtime = _resolve_runtime(key_found)
+        _prepare(runtime)
+        memory = _claim_memory(runtime)
+        if memory is None:  # it claims through its own memory
+            _release_sync(cid, token)
+            return opened
+        if memory.lease_seconds != lease_seconds:
+            renew_claim_sync(cid, token, memory.lease_seconds)
+        window = memory.max_history_messages
+        state, messages = _load_context_sync(cid, key_found, window)
+    except BaseException:
+        _release_sync(cid, token)
+        if idempotency_key is not None:
+            _finish_idempotent_sync(cid, idempotency_key, None)
+        raise
+    opened.memory = memory
+    opened.token = token
+    opened.prefetched = (key_found, window, state, messages)
+    # One agent's turn inside the host's claim: its final commit may release the lease.
+    single = isinstance(runtime, DjangoRuntimeAdapter) or (
+        isinstance(runtime, JourneyAgent) and not isinstance(runtime, RoutedJourneyAgent)
+    )
+    opened.final_depth = 2 if single else 1
+    return opened
+
+
 # -- running a turn -----------------------------------------------------------------------
 
 
@@ -625,6 +755,7 @@ async def run_turn(
     create: bool = True,
     reach_ownerless: bool = True,
     run_id: Any = None,
+    caller: Callable[[], tuple[Any, str | None]] | None = None,
 ) -> TurnResult:
     """Play one user message on a conversation and return the turn's result.
 
@@ -635,6 +766,9 @@ async def run_turn(
     ``agent_key`` None means the conversation's own agent; ``create=False`` refuses to
     create a missing conversation. ``run_id`` (a UUID; default: a new one) lets a caller
     that follows the turn's events live pick them out by run before the turn returns.
+    ``caller`` (sync, returns ``(user, session_key)``; may raise to refuse) replaces
+    ``user``/``session_key``: it runs on the database thread in the turn's first unit of
+    database work, with the ownership check, the claim and the load of state and history.
     Raises ``UnknownAgent``,
     ``JourneyBusy`` (another turn holds it), ``RequestInProgress`` (same idempotency key
     still running), and whatever the model raises (``LLMError``).
@@ -644,35 +778,31 @@ async def run_turn(
     if agent_key is not None:
         runtime = _resolve_runtime(agent_key)
     cid = conversation_uuid(conversation_id) if conversation_id is not None else uuid.uuid4()
-    user_id = _owner_id(user)
-    session = session_key or ""
     from .conf import app_settings
 
     stale_after = float(app_settings().LEASE_SECONDS)
-    key, stored = await run_db(
-        _begin_sync,
+    opened = await run_db(
+        _open_turn_sync,
         cid,
         agent_key,
-        user_id,
-        session,
+        user,
+        session_key or "",
+        caller,
         create,
         idempotency_key,
         stale_after,
         reach_ownerless,
+        stale_after,
     )
-    if stored is not None:
-        return TurnResult.from_dict(stored, replayed=True)
+    if opened.stored is not None:
+        return TurnResult.from_dict(opened.stored, replayed=True)
+    key, user, session = opened.key, opened.user, opened.session_key
+    user_id = _owner_id(user)
     if agent_key is None:
         runtime = _resolve_runtime(key)
     try:
-        _prepare(runtime)
-        metadata = {"owner": user if user_id is not None else None, "session_key": session}
-        run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
-        play = _run_runcontext_runtime if is_runcontext_runtime(runtime) else _run_journey_agent
-        if tracing_enabled():  # the turn's span, a child of the request's span if any
-            turn = await traced_turn(play, runtime, key, cid, message, metadata, run_id)
-        else:
-            turn = await play(runtime, key, cid, message, metadata, run_id)
+        async with opened.hold(cid):
+            turn = await _play(runtime, key, cid, message, user, user_id, session, run_id)
     except BaseException:
         if idempotency_key is not None:
             await run_db(_finish_idempotent_sync, cid, idempotency_key, None)
@@ -680,6 +810,26 @@ async def run_turn(
     if idempotency_key is not None:
         await run_db(_finish_idempotent_sync, cid, idempotency_key, turn.to_dict())
     return turn
+
+
+async def _play(
+    runtime: Any,
+    key: str,
+    cid: uuid.UUID,
+    message: str,
+    user: Any,
+    user_id: Any,
+    session: str,
+    run_id: Any,
+) -> TurnResult:
+    """Run the registered runtime for one turn (inside the host's claim, when taken)."""
+    _prepare(runtime)
+    metadata = {"owner": user if user_id is not None else None, "session_key": session}
+    run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
+    play = _run_runcontext_runtime if is_runcontext_runtime(runtime) else _run_journey_agent
+    if tracing_enabled():  # the turn's span, a child of the request's span if any
+        return await traced_turn(play, runtime, key, cid, message, metadata, run_id)
+    return await play(runtime, key, cid, message, metadata, run_id)
 
 
 def run_turn_sync(

@@ -35,7 +35,7 @@ from ..memory.manager import CommitInfo, MemoryContext, MemoryManager
 from ..memory.stores import ConversationStore, JourneyBusy, StateStore
 from ..state.serializer import VERSION_KEY, StateError
 from .db import run_db
-from .models import Conversation, Journey, JourneyMessage, JourneyStatus
+from .models import Conversation, Journey, JourneyEvent, JourneyMessage, JourneyStatus
 from .redaction import redact_messages
 
 __all__ = [
@@ -461,6 +461,147 @@ def _select_messages(cid: uuid.UUID, limit: int | None) -> list[dict[str, Any]]:
     ]
 
 
+def _insert_events(events: Sequence[Any]) -> None:
+    """One multi-row INSERT of unsaved ``JourneyEvent`` rows (payloads already JSON-safe);
+    sets their ids, as ``bulk_create`` would. Must run inside the commit's transaction."""
+    now = timezone.now()
+    conn = _c()
+    adapt = conn.ops.adapt_json_value
+    run_field = JourneyEvent._meta.get_field("run_id")
+    created = _ts(now)
+    params: list[Any] = []
+    for event in events:
+        cid = event.conversation_id
+        params += [
+            None if cid is None else _pk(cid),
+            event.agent_key,
+            run_field.get_db_prep_value(event.run_id, conn),
+            event.seq,
+            event.type,
+            adapt(event.payload, None),
+            created,
+        ]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+    with _cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_q(JourneyEvent._meta.db_table)} (conversation_id, agent_key, "
+            f"run_id, seq, type, payload, created_at) VALUES {values} RETURNING id, run_id, seq",
+            params,
+        )
+        returned = cursor.fetchall()
+    ids = {(uuid.UUID(str(run)), int(seq)): pk for pk, run, seq in returned}
+    db = conn.alias
+    for event in events:
+        event.pk = ids[(event.run_id, event.seq)]
+        event.created_at = now
+        event._state.adding = False
+        event._state.db = db
+
+
+# -- the host's claim (caller, ownership and lease in one statement) ----------------------------
+
+
+@_bound
+def claim_for_caller_sync(
+    cid: uuid.UUID,
+    agent_key: str | None,
+    user_id: Any,
+    session_key: str,
+    token: str,
+    lease_seconds: float,
+    *,
+    create: bool,
+    reach_ownerless: bool,
+) -> tuple[str, str | None, float]:
+    """Claim the conversation for a caller: ownership is part of the claim's condition.
+
+    Returns ``(outcome, the conversation's agent key, seconds to wait)``, outcome one of
+    ``"claimed"``, ``"busy"``, ``"missing"``, ``"not_owned"``, ``"other_agent"``. One
+    statement when it is claimed (an UPDATE of a free or expired lease on a row the caller
+    owns; with ``create`` and an agent key, an INSERT ... ON CONFLICT of the row already
+    claimed); one more SELECT to tell why when it is not.
+    """
+    if user_id is not None:
+        mine, mine_params = "owner_id = %s", [user_id]
+        new_owner, new_session = user_id, ""
+    elif session_key or reach_ownerless:
+        mine, mine_params = "owner_id IS NULL AND session_key = %s", [session_key]
+        new_owner, new_session = None, session_key
+    else:  # neither user nor session, and ownerless rows out of reach: nobody's
+        return "not_owned", None, 0.0
+    now = timezone.now()
+    until = now + timedelta(seconds=lease_seconds)
+    table = _q(Conversation._meta.db_table)
+    free = "(lease_token = '' OR lease_expires_at IS NULL OR lease_expires_at < %s)"
+    with _cursor() as cursor:
+        if create and agent_key is not None:
+            cursor.execute(
+                f"INSERT INTO {table} AS c (id, agent_key, owner_id, session_key, next_seq, "
+                "lease_token, lease_expires_at, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET lease_token = EXCLUDED.lease_token, "
+                "lease_expires_at = EXCLUDED.lease_expires_at "
+                f"WHERE c.agent_key = EXCLUDED.agent_key AND c.{mine.replace(' AND ', ' AND c.')} "
+                f"AND {free.replace('lease_', 'c.lease_')}",
+                [
+                    _pk(cid),
+                    agent_key,
+                    new_owner,
+                    new_session,
+                    token,
+                    _ts(until),
+                    _ts(now),
+                    _ts(now),
+                    *mine_params,
+                    _ts(now),
+                ],
+            )
+            if cursor.rowcount:
+                return "claimed", agent_key, 0.0
+        else:
+            same_agent = " AND agent_key = %s" if agent_key is not None else ""
+            cursor.execute(
+                f"UPDATE {table} SET lease_token = %s, lease_expires_at = %s "
+                f"WHERE id = %s AND {mine}{same_agent} AND {free} RETURNING agent_key",
+                [
+                    token,
+                    _ts(until),
+                    _pk(cid),
+                    *mine_params,
+                    *([agent_key] if agent_key is not None else []),
+                    _ts(now),
+                ],
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                return "claimed", str(row[0]), 0.0
+    rows = list(
+        Conversation.objects.filter(id=cid).values(
+            "agent_key", "owner_id", "session_key", "lease_expires_at"
+        )[:1]
+    )
+    if not rows:
+        return "missing", None, 0.0
+    found = rows[0]
+    if user_id is not None:
+        owned = found["owner_id"] == user_id
+    else:
+        owned = found["owner_id"] is None and found["session_key"] == session_key
+    if not owned:
+        return "not_owned", None, 0.0
+    if agent_key is not None and found["agent_key"] != agent_key:
+        return "other_agent", found["agent_key"], 0.0
+    expires = found["lease_expires_at"]
+    wait = 0.0 if expires is None else max(0.0, (expires - now).total_seconds())
+    return "busy", found["agent_key"], wait
+
+
+@_bound
+def renew_claim_sync(cid: uuid.UUID, token: str, lease_seconds: float) -> bool:
+    """Set a held lease's expiry to ``lease_seconds`` from now."""
+    return _renew_sync(cid, token, lease_seconds)
+
+
 # -- stores -------------------------------------------------------------------------------
 
 
@@ -632,12 +773,18 @@ def _write_journey(
 class _Lease:
     """A claim this task holds: its token, how deeply it is re-entered, whether released."""
 
-    __slots__ = ("depth", "heartbeat", "prefetched", "released", "token")
+    __slots__ = ("depth", "events", "final_depth", "heartbeat", "prefetched", "released", "token")
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, final_depth: int = 1) -> None:
         self.token = token
         self.depth = 1
         self.released = False
+        #: The claim depth at which the turn's final commit also releases the lease: 1,
+        #: or 2 when a host holds the claim around one agent's turn (``hold_claim``).
+        self.final_depth = final_depth
+        #: Stored events recorded during the turn and not yet written: the next commit
+        #: writes them in its transaction (the claim's release, if no commit comes).
+        self.events: list[Any] = []
         #: The timer that renews the lease (a ``loop.call_later`` handle).
         self.heartbeat: asyncio.TimerHandle | None = None
         #: (agent_key, limit, state, messages) read together with the claim, for the
@@ -650,6 +797,24 @@ class _Lease:
 _held: contextvars.ContextVar[dict[uuid.UUID, _Lease] | None] = contextvars.ContextVar(
     "agent_runtime_leases", default=None
 )
+
+
+def buffer_events(conversation_id: uuid.UUID | None, rows: list[Any]) -> bool:
+    """Hand a turn's stored events to the claim this task holds on the conversation.
+
+    True when taken: the turn's next commit writes them in its own transaction (one
+    multi-row INSERT with the state and messages they explain) and signals them after it;
+    a turn that ends without another commit writes them when its claim is released.
+    False (no live claim here): the caller writes them itself.
+    """
+    if conversation_id is None:
+        return False
+    held = _held.get()
+    lease = held.get(conversation_id) if held else None
+    if lease is None or lease.released:
+        return False
+    lease.events.extend(rows)
+    return True
 
 
 class DjangoMemoryManager(MemoryManager):
@@ -776,10 +941,29 @@ class DjangoMemoryManager(MemoryManager):
         token = lease.token if lease is not None and not lease.released else None
         # The turn's last commit in the outermost claim also releases the lease (one
         # transaction instead of two); the claim's exit then has nothing left to do.
-        release = bool(token and info is not None and info.final and lease and lease.depth == 1)
-        await run_db(
-            _commit_sync, cid, agent_key, state, rows, info, token, self.lease_seconds, release
+        release = bool(
+            token and info is not None and info.final and lease and lease.depth == lease.final_depth
         )
+        events: list[Any] = []
+        if lease is not None and lease.events and not lease.released:
+            events, lease.events = lease.events, []
+        try:
+            await run_db(
+                _commit_sync,
+                cid,
+                agent_key,
+                state,
+                rows,
+                info,
+                token,
+                self.lease_seconds,
+                release,
+                events,
+            )
+        except BaseException:
+            if events and lease is not None:
+                lease.events[:0] = events  # not written: the claim's release writes them
+            raise
         if release and lease is not None:
             lease.released = True
 
@@ -804,10 +988,35 @@ class DjangoMemoryManager(MemoryManager):
             finally:
                 outer.depth -= 1
             return
-        token = uuid.uuid4().hex
-        lease = _Lease(token)
+        lease = _Lease(uuid.uuid4().hex)
         await self._acquire(cid, agent_key, owner, lease)
-        reset = _held.set({**held, cid: lease})
+        async with self._holding(cid, lease):
+            yield
+
+    def hold_claim(
+        self,
+        conversation_id: Any,
+        token: str,
+        prefetched: tuple[str, int | None, Any, list[dict[str, Any]]] | None = None,
+        *,
+        final_depth: int = 1,
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold a claim already taken on a database thread (``claim_sync``) with ``token``.
+
+        The host claims in the same unit of database work as the caller's access check,
+        then holds it here around the agent's turn (whose own ``claim`` re-enters).
+        ``prefetched`` is the state and history read with the claim; ``final_depth`` 2 lets
+        the agent's final commit release the lease (nothing is left to do after it).
+        """
+        lease = _Lease(token, final_depth)
+        lease.prefetched = prefetched
+        return self._holding(conversation_uuid(conversation_id), lease)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, cid: uuid.UUID, lease: _Lease) -> AsyncIterator[None]:
+        """Hold a taken lease in this task: renew it, release it (and write any events the
+        turn recorded after its last commit) at the end."""
+        reset = _held.set({**(_held.get() or {}), cid: lease})
         loop = asyncio.get_running_loop()
         lease.heartbeat = loop.call_later(self.lease_seconds / 3, self._beat, cid, lease)
         try:
@@ -816,9 +1025,12 @@ class DjangoMemoryManager(MemoryManager):
             lease.heartbeat.cancel()
             lease.prefetched = None
             _held.reset(reset)
+            events, lease.events = lease.events, []
             if not lease.released:
                 lease.released = True
-                await run_db(_release_sync, cid, token)
+                await run_db(_release_sync, cid, lease.token, events)
+            elif events:  # pragma: no cover - a released lease takes no events
+                await run_db(_release_sync, cid, "", events)
 
     async def _acquire(self, cid: uuid.UUID, agent_key: str, owner: Any, lease: _Lease) -> None:
         """Claim (and, in the same trip, read the state and history window) or wait."""
@@ -961,10 +1173,22 @@ def _renew_sync(cid: uuid.UUID, token: str, lease_seconds: float) -> bool:
 
 
 @_bound
-def _release_sync(cid: uuid.UUID, token: str) -> None:
-    Conversation.objects.filter(id=cid, lease_token=token).update(
-        lease_token="", lease_expires_at=None
-    )
+def _release_sync(cid: uuid.UUID, token: str, events: Sequence[Any] = ()) -> None:
+    """Release the lease; write the turn's remaining events in the same transaction."""
+    if not events:
+        Conversation.objects.filter(id=cid, lease_token=token).update(
+            lease_token="", lease_expires_at=None
+        )
+        return
+    from .events import send_signals
+
+    with transaction.atomic():
+        _insert_events(events)
+        if token:
+            Conversation.objects.filter(id=cid, lease_token=token).update(
+                lease_token="", lease_expires_at=None
+            )
+    send_signals(events)
 
 
 @_bound
@@ -977,6 +1201,7 @@ def _commit_sync(
     token: str | None,
     lease_seconds: float,
     release: bool = False,
+    events: Sequence[Any] = (),
 ) -> None:
     now = timezone.now()
     params: list[Any]
@@ -1003,3 +1228,10 @@ def _commit_sync(
             _insert_messages(cid, start, messages)
         if state is not None or info is not None:
             _write_journey(cid, agent_key, state, info)
+        if events:
+            _insert_events(events)
+    if events:
+        # After the commit, still on the database thread (receivers may use the ORM).
+        from .events import send_signals
+
+        send_signals(events)

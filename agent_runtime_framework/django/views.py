@@ -345,6 +345,17 @@ async def _caller(request: HttpRequest, *, create_session: bool = False) -> Call
     return await run_db(_resolve_caller_sync, request, create_session)
 
 
+def _turn_caller_sync(
+    request: HttpRequest, cid: uuid.UUID, create_session: bool
+) -> tuple[Any, str]:
+    """``run_turn``'s ``caller``: resolved in the turn's first unit of database work
+    (with the ownership check, the claim and the load), not in a trip of its own."""
+    caller = _resolve_caller_sync(request, create_session)
+    if not caller.identified:  # owns nothing
+        raise _not_found(cid)
+    return caller.user, caller.session_key
+
+
 def _parse_conversation_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
@@ -617,14 +628,18 @@ async def conversations_view(request: HttpRequest) -> HttpResponseBase:
             f"No agent is registered with key {agent!r}",
             {"agent": agent, "available": sorted(registered_runtimes())},
         ) from None
-    caller = await _caller(request, create_session=True)
     cid = uuid.uuid4()
     if message is None:
+        caller = await _caller(request, create_session=True)
         await run_db(ensure_conversation_sync, cid, agent, caller.user_id, caller.session_key)
         return JsonResponse({"conversation_id": str(cid), "agent": agent}, status=201)
     try:
         turn = await run_turn(
-            agent, cid, message, caller.user, caller.session_key, reach_ownerless=False
+            agent,
+            cid,
+            message,
+            reach_ownerless=False,
+            caller=functools.partial(_turn_caller_sync, request, cid, True),
         )
     except Exception as exc:
         error = _map_exception(exc, cid)
@@ -645,23 +660,27 @@ async def conversation_detail_view(request: HttpRequest, conversation_id: str) -
 @api_view("POST")
 async def messages_view(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
     """Send a user message; answers with the turn (idempotent with ``Idempotency-Key``)."""
-    caller = await _caller(request)
-    cid = _parse_conversation_id(conversation_id)
-    if not caller.identified:  # owns nothing: 404 before reading the body
-        raise _not_found(cid)
-    data = _read_json(request)
-    message = _message_field(data, required=True)
+    try:
+        cid = _parse_conversation_id(conversation_id)
+        data = _read_json(request)
+        message = _message_field(data, required=True)
+        key = _idempotency_key(request)
+    except ApiError:
+        # The caller's errors come first: 403, then 404 for a caller who owns nothing.
+        caller = await _caller(request)
+        if not caller.identified:
+            raise _not_found(conversation_id) from None
+        raise
     assert message is not None
-    key = _idempotency_key(request)
+    # Caller, ownership, claim and the load of state and history: one database trip.
     turn = await run_turn(
         None,
         cid,
         message,
-        caller.user,
-        caller.session_key,
-        key,
+        idempotency_key=key,
         create=False,
         reach_ownerless=False,
+        caller=functools.partial(_turn_caller_sync, request, cid, False),
     )
     response = JsonResponse(turn.to_dict())
     if turn.replayed:

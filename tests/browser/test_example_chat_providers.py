@@ -71,7 +71,11 @@ def test_onboarding_through_a_provider_sdk(
     assert all(body["model"] == model for body in bodies)
     # The journeys stream (JourneyConfig(stream=True)); the SDK asked for a stream.
     assert all(body.get("stream") for body in bodies)
-    # Step scoping reached the wire: the email step offered only save_email.
+    # Step scoping reached the wire: the email step offered save_email, and save_name only
+    # as the correction of an earlier answer (the example's onboarding lets the name be
+    # corrected).
     last_tools = bodies[-2].get("tools") or []
     names = [t.get("name") or t.get("function", {}).get("name") for t in last_tools]
-    assert names == ["save_email"], names
+    assert names == ["save_email", "save_name"], names
+    correction = last_tools[1].get("description") or last_tools[1]["function"]["description"]
+    assert "Correct an earlier answer" in correction, correction

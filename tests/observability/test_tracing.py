@@ -312,3 +312,23 @@ def test_tracing_and_redaction_settings_are_checked() -> None:
     ]
     for raw in bad:
         assert [m.id for m in check_settings(raw)] == ["agent_runtime.E006"], raw
+
+
+@pytest.mark.django_db
+async def test_the_host_traces_an_adapter_turn(
+    settings: Any, spans: InMemorySpanExporter
+) -> None:
+    from agent_runtime_framework.django.host import run_turn
+    from tests.adapter.runtimes import OnboardingAdapter
+
+    settings.AGENT_RUNTIME_FRAMEWORK = {"TRACING": True}
+    adapter = OnboardingAdapter(llm_client=_llm().call("start").reply("Name?"))
+    register_runtime(adapter)
+    try:
+        await run_turn(adapter.key, None, "hi")
+    finally:
+        unregister_runtime(adapter.key)
+    found = _by_name(spans.get_finished_spans())
+    root = found["invoke_agent onboarding-adapter"][0]
+    assert [_parent_id(s) for s in found["chat gpt-4o-mini"]] == [root.context.span_id] * 2
+    assert _parent_id(found["execute_tool start"][0]) == root.context.span_id

@@ -115,3 +115,26 @@ def test_httpagent_completes_the_onboarding_journey(
     )
     assert stored.strip().splitlines()[-1].split() == ["complete", "complete", "True"]
     assert "Traceback" not in example_agui_server.log()
+
+
+def test_httpagent_drives_a_routed_journey_through_the_front_desk(
+    example_agui_server: Any, agui_client: Any
+) -> None:
+    """A routed conversation: the front desk routes, switches, and the snapshot follows."""
+    messages = (
+        "I'd like a quote for my car",
+        "Actually no, I want to file a claim instead",
+        "It's POL-123456",
+    )
+    out = agui_client("journey", example_agui_server.base_url, "front-desk", *messages)
+    runs = out["runs"]
+    for run in runs:
+        assert "error" not in run, run.get("error")
+        types = _types(run)
+        assert types[0] == "RUN_STARTED" and types[-1] == "RUN_FINISHED", types
+    snapshots = [_of(run, "STATE_SNAPSHOT")[-1]["snapshot"] for run in runs]
+    assert snapshots[0]["journey"] == "quote" and snapshots[0]["step"] == "add_driver"
+    assert snapshots[1]["journey"] == "claim" and snapshots[1]["step"] == "policy_number"
+    assert snapshots[2]["step"] == "incident_date" and snapshots[2]["complete"] is False
+    switched = [c["toolCallName"] for c in _of(runs[1], "TOOL_CALL_START")]
+    assert "switch_journey" in switched

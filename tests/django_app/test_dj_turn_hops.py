@@ -29,11 +29,13 @@ from tests.http_api.conftest import Api, LiveServer, close_db_threads
 from tests.http_api.rules import RuleLLM
 from tests.journeys import OnboardingAgent
 
-#: Upper bounds per turn (measured: SQLite 16 statements / 4 database hops / 13 thread
-#: hops for an onboarding turn with one state-changing tool call; 21 hops before).
-MAX_STATEMENTS = 17
+#: Upper bounds per turn, for an onboarding turn with one state-changing tool call
+#: (measured on SQLite and PostgreSQL: 16 statements, 4 database hops, 16 thread hops, of
+#: which 12 are Django's sync middleware of the test settings; before issue 12: 19-20
+#: statements, 10 database hops, 22 thread hops).
+MAX_STATEMENTS = 16
 MAX_DB_HOPS = 4
-MAX_THREAD_HOPS = 13
+MAX_THREAD_HOPS = 16
 
 _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END")
 

@@ -66,7 +66,7 @@ def otel_available() -> bool:
 def _tracer(provider: TracerProvider | None) -> Tracer:
     try:
         from opentelemetry import trace
-    except ImportError as exc:  # pragma: no cover - exercised without the extra
+    except ImportError as exc:  # pragma: no cover - only without the extra
         raise ImportError(_INSTALL_HINT) from exc
     from . import __version__
 
@@ -169,6 +169,7 @@ def turn_span(
     An exception leaving the block is recorded and sets the span's status to ERROR; model
     and tool spans the turn left open (a cancelled turn) are ended with it.
     """
+    tracer = _tracer(tracer_provider)  # first: without the extra, the install hint
     from opentelemetry import trace
 
     attrs: dict[str, Any] = {
@@ -181,7 +182,6 @@ def turn_span(
         attrs["arf.run_id"] = str(run_id)
     if attributes:
         attrs.update(attributes)
-    tracer = _tracer(tracer_provider)
     with tracer.start_as_current_span(
         f"invoke_agent {agent_key}", kind=trace.SpanKind.INTERNAL, attributes=attrs
     ) as span:

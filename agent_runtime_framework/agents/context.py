@@ -140,6 +140,9 @@ class JourneyConfig:
     closing_phrases: list[str] = field(
         default_factory=lambda: ["thank you", "thanks", "bye", "goodbye"]
     )
+    #: Offer the built-in ``talk_to_a_person`` tool at every step (None: the agent class's
+    #: ``offer_escalation``, else the host's default; see agents/people.py).
+    offer_escalation: bool | None = None
 
     #: 0.3.0's name of ``max_iterations`` (also readable and settable as an attribute).
     max_tool_iterations: InitVar[int | None] = None

@@ -29,6 +29,7 @@ from ..executor.loop import StepView
 from ..tools.base import BaseJourneyTools, ToolResult, ToolSpec
 from ..tools.executors import ToolExecutor
 from ..tools.schema import ToolSchema, ToolSchemaBuilder
+from .people import ESCALATION_TOOL, Escalation
 
 __all__ = [
     "CONTROL_KEY",
@@ -235,7 +236,16 @@ class ControlledToolExecutor(ToolExecutor):
     revised, for hosts to record.
     """
 
-    __slots__ = ("agent", "control", "events", "offers", "revisions", "state", "tools")
+    __slots__ = (
+        "agent",
+        "control",
+        "escalation",
+        "events",
+        "offers",
+        "revisions",
+        "state",
+        "tools",
+    )
 
     def __init__(
         self,
@@ -244,12 +254,15 @@ class ControlledToolExecutor(ToolExecutor):
         tools: Any,
         revisions: Revisions,
         control: ConversationControl | None,
+        escalation: Escalation | None = None,
     ) -> None:
         self.agent = agent
         self.state = state
         self.tools = tools
         self.revisions = revisions
         self.control = control
+        #: The built-in ``talk_to_a_person`` tool (agents/people.py), when offered.
+        self.escalation = escalation
         self.offers: dict[str, RevisionOffer] = {}
         self.events: list[dict[str, Any]] = []
 
@@ -260,14 +273,19 @@ class ControlledToolExecutor(ToolExecutor):
         state = self.current()
         view: StepView = self.agent.step_view(state)
         control = self.control
-        if control is not None and control.requested is not None:
-            # The turn moves to another journey: nothing more runs in this one.
+        escalation = self.escalation
+        if (control is not None and control.requested is not None) or (
+            escalation is not None and escalation.requested is not None
+        ):
+            # The turn moves to another journey or to a person: nothing more runs here.
             self.offers = {}
             return StepView(view.system_prompt, [], view.step)
         self.offers = self.revisions.offers(self.agent, state, view.tools)
         extra = [offer.schema for offer in self.offers.values()]
         if control is not None:
             extra += control.tools()
+        if escalation is not None:
+            extra += escalation.tools()
         if not extra:
             return view
         return StepView(view.system_prompt, [*view.tools, *extra], view.step)
@@ -276,6 +294,8 @@ class ControlledToolExecutor(ToolExecutor):
         control = self.control
         if control is not None and name == SWITCH_TOOL:
             return control.switch(str(arguments["journey"]))
+        if self.escalation is not None and name == ESCALATION_TOOL:
+            return self.escalation.request(str(arguments.get("reason") or ""))
         offer = self.offers.get(name)
         if offer is not None:
             return await self._revise(offer, arguments)

@@ -23,6 +23,7 @@ from ..tools.schema import ToolSchema
 from .base import BaseAgent
 from .context import AgentContext, AgentResult, JourneyConfig
 from .control import CONTROL_KEY, ControlledToolExecutor, Revisions
+from .people import ESCALATION_KEY, Escalation, escalation_enabled
 
 __all__ = ["JourneyAgent", "JourneyDefaults", "JourneyToolExecutor", "new_input_messages"]
 
@@ -126,6 +127,9 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
     #: Steps whose answers the user may correct later: every tool of these steps is
     #: revisable (as ``@tool(revisable=True)``). None: only tools that say so.
     revisable_steps: ClassVar[Collection[Any] | None] = None
+    #: Offer the built-in ``talk_to_a_person`` tool at every step (agents/people.py).
+    #: None: ``JourneyConfig.offer_escalation``, else the host's default (off).
+    offer_escalation: ClassVar[bool | None] = None
 
     def __init__(
         self,
@@ -275,18 +279,22 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
 
             tools = self.create_tools(state, ctx)
             control = ctx.metadata.get(CONTROL_KEY)
+            escalation = self._escalation(ctx)
             revisable = self._revisable
             if revisable is None:
                 revisable = self._revisable = bool(self.revisions)
             holder: _StateHolder | ControlledToolExecutor
             cancelled = ctx.cancelled
-            if control is None and not revisable:
+            if control is None and not revisable and escalation is None:
                 holder = _StateHolder(self, state, tools)
             else:
-                # Corrections and/or the router's switch tool join the step's tools.
-                holder = ControlledToolExecutor(self, state, tools, self.revisions, control)
-                if control is not None:
-                    cancelled = _until_switched(control, ctx.cancelled)
+                # Corrections, the router's switch tool and/or the escalation tool join
+                # the step's tools.
+                holder = ControlledToolExecutor(
+                    self, state, tools, self.revisions, control, escalation
+                )
+                if control is not None or escalation is not None:
+                    cancelled = _until_switched(control, ctx.cancelled, escalation)
             pending: list[dict[str, Any]] = repaired + new_input
             last_committed: ToolCallRecord | None = None
             last_complete = False  # is_terminal_state at the last commit
@@ -348,6 +356,12 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 if pending:
                     await memory.commit(conversation_id, key, messages=pending)
                 raise
+            escalated = escalation is not None and escalation.requested is not None
+            if escalated and not outcome.content.strip():
+                # Handed to a person: the run ends with the host's fixed reply.
+                assert escalation is not None
+                outcome.content = escalation.reply
+                outcome.messages.append({"role": "assistant", "content": escalation.reply})
             final_state = holder.current()
             calls = outcome.tool_calls
             if saved is not None and (not calls or calls[-1] is last_committed):
@@ -389,7 +403,16 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
             )
             if isinstance(holder, ControlledToolExecutor) and holder.events:
                 result.metadata["control_events"] = holder.events
+            if escalation is not None and escalation.requested is not None:
+                result.metadata["escalation"] = escalation.outcome()
             return result
+
+    def _escalation(self, ctx: AgentContext) -> Escalation | None:
+        """This run's escalation tool, when the journey offers it (the host's, if lent)."""
+        if not escalation_enabled(self, ctx.metadata):
+            return None
+        lent = ctx.metadata.get(ESCALATION_KEY)
+        return lent if isinstance(lent, Escalation) else Escalation()
 
     def _closing(self, new_input: list[dict[str, Any]]) -> bool:
         text = new_input[-1].get("content") if new_input else None
@@ -402,11 +425,16 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
         return self._executor
 
 
-def _until_switched(control: Any, cancelled: Any) -> Any:
-    """The run's cancel check: also stop once the model switched to another journey."""
+def _until_switched(control: Any, cancelled: Any, escalation: Any = None) -> Any:
+    """The run's cancel check: also stop once the model switched to another journey or
+    handed the conversation to a person."""
 
     def check() -> bool:
-        return control.requested is not None or (cancelled is not None and bool(cancelled()))
+        return (
+            (control is not None and control.requested is not None)
+            or (escalation is not None and escalation.requested is not None)
+            or (cancelled is not None and bool(cancelled()))
+        )
 
     return check
 

@@ -37,6 +37,13 @@ from .control import (
     SwitchOption,
 )
 from .journey import JourneyAgent, new_input_messages
+from .people import (
+    ESCALATION_DEFAULT_KEY,
+    ESCALATION_KEY,
+    ESCALATION_TOOL,
+    Escalation,
+    escalation_enabled,
+)
 
 __all__ = ["RoutedJourneyAgent"]
 
@@ -72,6 +79,7 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         return_to_router_on_complete: bool = True,
         allow_switching: bool = True,
         max_switches_per_turn: int = 2,
+        offer_escalation: bool | None = None,
     ) -> None:
         missing = [r.journey for r in router.routes if r.journey not in agents]
         if missing:
@@ -88,6 +96,9 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         self.allow_switching = allow_switching
         #: Switches one turn may make (a model bouncing between journeys stops there).
         self.max_switches_per_turn = max_switches_per_turn
+        #: Offer ``talk_to_a_person`` while routing, and to journeys that do not say
+        #: (None: the host's default). See agents/people.py.
+        self.offer_escalation = offer_escalation
         self._by_value = {_plain(j): j for j in self.agents}
         self._by_text = {str(_plain(j)): j for j in self.agents}
         self._options = self._switch_options()
@@ -281,11 +292,17 @@ class RoutedJourneyAgent(Generic[JourneyT]):
 
             return pick
 
+        functions: dict[str, Any] = {r.name: choose(r.journey) for r in self.router.routes}
+        tools = self.router.get_tool_schemas()
+        escalation: Escalation | None = None
+        if escalation_enabled(self, ctx.metadata):
+            lent = ctx.metadata.get(ESCALATION_KEY)
+            escalation = lent if isinstance(lent, Escalation) else Escalation()
+            functions[ESCALATION_TOOL] = escalation.request
+            tools = [*tools, *escalation.tools()]
         executor = LLMExecutor(
             self._llm(),
-            tool_executor=CallableToolExecutor(
-                {r.name: choose(r.journey) for r in self.router.routes}
-            ),
+            tool_executor=CallableToolExecutor(functions),
             config=LLMExecutorConfig(max_iterations=2),
         )
         new_input = new_input_messages(ctx.input_messages)
@@ -295,13 +312,29 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         history = await self.memory.conversation_store.get_messages(conversation_id)
         outcome = await executor.run(
             history if stored else [*history, *new_input],
-            tools=self.router.get_tool_schemas(),
+            tools=tools,
             system_prompt=self.routing_prompt,
-            cancelled=lambda: bool(chosen),
+            cancelled=lambda: bool(chosen) or bool(escalation and escalation.requested),
             hooks=hooks,
         )
         if chosen:
             return chosen[0], "model", None
+        if escalation is not None and escalation.requested is not None:
+            # Handed to a person before any journey started.
+            final = {"role": "assistant", "content": escalation.reply}
+            added = [*outcome.messages, final]
+            reply = AgentResult(
+                response=escalation.reply,
+                messages=[*new_input, *added],
+                usage=outcome.usage,
+                iterations=outcome.iterations,
+                stopped_reason="escalated",
+                metadata={"escalation": escalation.outcome()},
+            )
+            await self.memory.append_messages(
+                conversation_id, added if stored else reply.messages
+            )
+            return None, "escalation", reply
         text = " ".join(str(m.get("content") or "") for m in new_input)
         detected = self.detector.detect_journey(text) if text else None
         if detected is not None:
@@ -324,6 +357,10 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             ctx.conversation_id if ctx.conversation_id is not None else ctx.ensure_run_id()
         )
         owner = ctx.metadata.get("owner")
+        if self.offer_escalation is not None:
+            # The router's choice is the default of its journeys.
+            metadata = {**ctx.metadata, ESCALATION_DEFAULT_KEY: self.offer_escalation}
+            ctx = dataclasses.replace(ctx, metadata=metadata)
         async with self.memory.claim(conversation_id, self.key, owner=owner):
             return await self._run_claimed(ctx, conversation_id, hooks)
 

@@ -40,6 +40,7 @@ from django.utils.html import format_html
 
 from ..agents.introspect import journey_steps, step_progress, step_value
 from ..state.serializer import VERSION_KEY
+from .admin_console import ConversationConsoleAdmin  # noqa: F401  (registers the staff console)
 from .models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
 
 __all__ = ["EstimatedCountPaginator", "JourneyAdmin", "funnel_rows"]

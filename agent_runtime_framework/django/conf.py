@@ -43,6 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "REDACT": None,
     # Also redact messages as they are stored (the model then reads the redacted history).
     "REDACT_MESSAGES": False,
+    # People in the loop: offer the ``talk_to_a_person`` tool to journeys that do not say
+    # (``JourneyConfig.offer_escalation`` / the class attribute decide first).
+    "OFFER_ESCALATION": False,
+    # What the user is told while the conversation waits for, or is with, a person.
+    "HANDOFF_REPLY": (
+        "I've passed this conversation to a person. They will answer you here."
+    ),
 }
 
 

@@ -46,6 +46,7 @@ from .events import (
     JourneyEventLog,
     terminal_steps_of,
 )
+from .handoff import escalation_metadata, intercept_turn_sync, request_handoff
 from .models import Conversation, Journey, JourneyEvent, JourneyStatus
 from .registry import find_journey_agent, get_runtime, is_runcontext_runtime
 from .stores import (
@@ -486,6 +487,8 @@ class _Opened:
     token: str | None = None
     prefetched: tuple[str, int | None, Any, list[dict[str, Any]]] | None = None
     final_depth: int = 1
+    #: The turn's answer while a person has the conversation (``handoff.py``).
+    staff_turn: dict[str, Any] | None = None
 
     def hold(self, cid: uuid.UUID) -> contextlib.AbstractAsyncContextManager[Any]:
         """Hold the claim taken in the database trip around the turn (if one was taken)."""
@@ -515,6 +518,7 @@ def _open_turn_sync(
     stale_after: float,
     reach_ownerless: bool,
     lease_seconds: float,
+    message: str | None = None,
 ) -> _Opened:
     """Everything before the model call, in one trip to a database thread: resolve the
     caller, claim the conversation with the ownership check as the claim's condition
@@ -561,6 +565,13 @@ def _open_turn_sync(
         )
     assert key_found is not None
     opened = _Opened(key_found, user, session_key)
+    if message is not None:
+        # With a person (handoff.py): store the message, answer without the model.
+        opened.staff_turn = intercept_turn_sync(cid, key_found, message)
+        if opened.staff_turn is not None:
+            if outcome == "claimed":
+                _release_sync(cid, token)
+            return opened
     if outcome != "claimed":
         return opened
     try:
@@ -631,7 +642,7 @@ async def _run_journey_agent(
         run_id=run_id,
         conversation_id=cid,
         input_messages=[{"role": "user", "content": message}],
-        metadata=metadata,
+        metadata={**metadata, **escalation_metadata()},
     )
     try:
         if isinstance(runtime, RoutedJourneyAgent):
@@ -648,6 +659,12 @@ async def _run_journey_agent(
                 )
         else:
             result = await runtime.run(ctx, hooks=hooks)
+        escalated = result.metadata.get("escalation")
+        if escalated:
+            # The model called talk_to_a_person: the conversation waits for staff.
+            reason = str(escalated.get("reason") or "")
+            await run_db(request_handoff, cid, reason, source="model")
+            result.stopped_reason = "handoff"
         control = result.metadata.get("control_events")
         if control:
             # Parked, resumed, started, abandoned, revised (agents/control.py).
@@ -793,9 +810,15 @@ async def run_turn(
         stale_after,
         reach_ownerless,
         stale_after,
+        message,
     )
     if opened.stored is not None:
         return TurnResult.from_dict(opened.stored, replayed=True)
+    if opened.staff_turn is not None:
+        turn = TurnResult.from_dict(opened.staff_turn)
+        if idempotency_key is not None:
+            await run_db(_finish_idempotent_sync, cid, idempotency_key, turn.to_dict())
+        return turn
     key, user, session = opened.key, opened.user, opened.session_key
     user_id = _owner_id(user)
     if agent_key is None:

@@ -23,7 +23,14 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-__all__ = ["Conversation", "Journey", "JourneyEvent", "JourneyMessage", "JourneyStatus"]
+__all__ = [
+    "Conversation",
+    "HandoffStatus",
+    "Journey",
+    "JourneyEvent",
+    "JourneyMessage",
+    "JourneyStatus",
+]
 
 
 class JourneyStatus(models.TextChoices):
@@ -35,8 +42,19 @@ class JourneyStatus(models.TextChoices):
     PARKED = "parked", "Parked"
 
 
+class HandoffStatus(models.TextChoices):
+    """Who answers the conversation (people in the loop, ``handoff.py``)."""
+
+    #: The model answers (the default).
+    ASSISTANT = "", "Assistant"
+    #: Handed to a person; nobody has taken it yet.
+    WAITING = "waiting", "Waiting for a person"
+    #: A member of staff (``handled_by``) answers; the model is not called.
+    STAFF = "staff", "With staff"
+
+
 class Conversation(models.Model):
-    """One chat: owner, turn claim, message counter."""
+    """One chat: owner, turn claim, message counter, and who answers it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     #: The agent key the conversation was started with (a journey or a router).
@@ -55,6 +73,21 @@ class Conversation(models.Model):
     #: The turn claim: a token and its expiry (empty token = free).
     lease_token = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    #: People in the loop: empty while the model answers (see ``HandoffStatus``).
+    handoff_status = models.CharField(
+        max_length=20, blank=True, default="", db_default="", choices=HandoffStatus.choices
+    )
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="arf_handled_conversations",
+    )
+    handoff_reason = models.CharField(max_length=500, blank=True, default="", db_default="")
+    #: Who asked for the person: "model", "user" or "staff".
+    handoff_source = models.CharField(max_length=20, blank=True, default="", db_default="")
+    handoff_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -63,6 +96,13 @@ class Conversation(models.Model):
         indexes = [
             models.Index(fields=["owner", "-updated_at"], name="art_conv_owner_recent"),
             models.Index(fields=["session_key", "-updated_at"], name="art_conv_session_recent"),
+            # The staff queue: conversations waiting for a person, oldest first.
+            models.Index(
+                fields=["handoff_status", "handoff_requested_at"], name="art_conv_handoff_queue"
+            ),
+        ]
+        permissions = [
+            ("handle_conversation", "Can take over and answer conversations as staff"),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,13 @@ row is written, so receivers may use the ORM synchronously. Keyword arguments:
 - ``journey_completed``: ``event``, ``conversation_id``, ``agent_key``, ``run_id``,
   ``step`` (the terminal step).
 
+People in the loop (``handoff.py``), sent with ``sender=Conversation`` after the change is
+committed: ``handoff_requested`` (``conversation_id``, ``reason``, ``source``: "model",
+"user" or "staff"), ``handoff_taken`` (``conversation_id``, ``user``), ``staff_replied``
+(``conversation_id``, ``user``, ``content``, ``message_seq``), ``handoff_returned``
+(``conversation_id``, ``user``). Each is also an event (``handoff.requested``,
+``handoff.taken``, ``staff.message``, ``handoff.returned``), so ``journey_event`` sees it.
+
 A receiver that raises does not break the turn: signals go out with ``send_robust`` and
 failures are logged to the ``agent_runtime_framework.django`` logger.
 """
@@ -19,8 +26,20 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-__all__ = ["journey_completed", "journey_event", "journey_step_changed"]
+__all__ = [
+    "handoff_requested",
+    "handoff_returned",
+    "handoff_taken",
+    "journey_completed",
+    "journey_event",
+    "journey_step_changed",
+    "staff_replied",
+]
 
 journey_event = Signal()
 journey_step_changed = Signal()
 journey_completed = Signal()
+handoff_requested = Signal()
+handoff_taken = Signal()
+staff_replied = Signal()
+handoff_returned = Signal()

@@ -40,6 +40,9 @@ Conversation control, with the same small means:
   call was refused, the reply is the refusal's reason; "help" gets the step's question
   and the services it could switch to; an e-mail address or date no tool can use yet is
   acknowledged before the question.
+- **A person.** When ``talk_to_a_person`` is offered and the message asks for a person
+  ("talk to a person", "a human", "an agent", "a representative"), it calls that tool
+  with the message as the reason.
 
 Token usage is a rough count of whitespace-separated words. ``is_offline_standin`` is True
 so a UI can say plainly that no real model is answering.
@@ -79,6 +82,14 @@ from ._wire import field, stable_call_id, text_of
 from .base import LLMResponse, LLMStreamEvent
 
 __all__ = ["OfflineStandInLLM", "clean_free_text", "find_date"]
+
+#: The built-in escalation tool (agents/people.py) and what asks for it.
+_ESCALATION_TOOL = "talk_to_a_person"
+_PERSON = re.compile(
+    r"\b(a (real |live )?person|human|(an |live |real )agent|representative|someone real|"
+    r"member of staff|talk to (a |an |someone|somebody))",
+    re.IGNORECASE,
+)
 
 
 class OfflineStandInLLM:
@@ -167,6 +178,9 @@ class OfflineStandInLLM:
             return self._text(instruction or text, prompt_tokens)
         if last is not None and last.get("role") == "user" and tools:
             user_text = text_of(last.get("content")) or ""
+            escalate = self._escalation_call(user_text, tools, len(messages))
+            if escalate is not None:
+                return self._call(escalate, prompt_tokens)
             call = self._choose_tool(user_text, tools, len(messages), system_text)
             if call is not None:
                 return self._call(call, prompt_tokens)
@@ -181,6 +195,24 @@ class OfflineStandInLLM:
                 # A fact for a later step: say so rather than ask the same question bare.
                 text = f"Thanks, I can't use that just yet. {text}"
         return self._text(text, prompt_tokens)
+
+    @staticmethod
+    def _escalation_call(
+        text: str, tools: Sequence[Mapping[str, Any]], position: int
+    ) -> dict[str, Any] | None:
+        """``talk_to_a_person`` when it is offered and the user asks for a person."""
+        if not _PERSON.search(text):
+            return None
+        for tool in tools:
+            function = field(tool, "function") or tool
+            if field(function, "name") == _ESCALATION_TOOL:
+                arguments = json.dumps({"reason": text.strip()[:200]})
+                return {
+                    "id": stable_call_id(_ESCALATION_TOOL, arguments, position),
+                    "type": "function",
+                    "function": {"name": _ESCALATION_TOOL, "arguments": arguments},
+                }
+        return None
 
     def _call(self, call: dict[str, Any], prompt_tokens: int) -> LLMResponse:
         return LLMResponse(
@@ -252,8 +284,8 @@ class OfflineStandInLLM:
         for order, tool in enumerate(tools):
             function = field(tool, "function") or tool
             name = field(function, "name")
-            if not isinstance(name, str) or not name:
-                continue
+            if not isinstance(name, str) or not name or name == _ESCALATION_TOOL:
+                continue  # a person is asked for by words only (``_escalation_call``)
             parameters = field(function, "parameters") or field(tool, "input_schema") or {}
             properties: Mapping[str, Any] = field(parameters, "properties") or {}
             required = set(field(parameters, "required") or ())

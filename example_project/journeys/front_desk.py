@@ -114,4 +114,7 @@ def build_front_desk(
         llm_client,
         key=FRONT_DESK_KEY,
         routing_prompt=FRONT_DESK_PROMPT,
+        # "talk to a person" at the front desk and at every step of its journeys: the
+        # conversation goes to the admin's staff console (README: People in the loop).
+        offer_escalation=True,
     )

@@ -311,6 +311,19 @@
       var data = parse(event);
       if (pending && data.name) addNote("called " + data.name, pending);
     });
+    events.addEventListener("staff.message", function (event) {
+      // A person answering from the admin's staff console (people in the loop).
+      var data = parse(event);
+      if (typeof data.content !== "string") return;
+      addNote((data.staff || "Staff") + " (a person) replied");
+      addMessage("assistant", data.content).dataset.staff = data.staff || "staff";
+    });
+    events.addEventListener("handoff.taken", function (event) {
+      addNote((parse(event).staff || "A person") + " joined the conversation");
+    });
+    events.addEventListener("handoff.returned", function () {
+      addNote("The assistant is back");
+    });
     events.addEventListener("open", function () {
       app.dataset.events = "open";
     });

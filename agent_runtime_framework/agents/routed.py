@@ -15,6 +15,7 @@ journey and the parked ones, so nothing depends on the model remembering them.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 from collections.abc import Mapping
 from enum import Enum
@@ -45,7 +46,19 @@ from .people import (
     escalation_enabled,
 )
 
-__all__ = ["RoutedJourneyAgent"]
+__all__ = ["RoutedJourneyAgent", "routed_journey_key"]
+
+#: The key of the journey a router is running right now (in this task): the events of
+#: that journey's steps (``journey.step_changed``, ``journey.completed``) are attributed
+#: to it rather than to the router, so its step history and funnel see them.
+_ROUTED_JOURNEY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agent_runtime_routed_journey", default=None
+)
+
+
+def routed_journey_key() -> str | None:
+    """The agent key of the journey a router is running in this task (None: none)."""
+    return _ROUTED_JOURNEY.get()
 
 JourneyT = TypeVar("JourneyT")
 
@@ -135,8 +148,17 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         journey: JourneyT | None,
         how: str,
         data: dict[str, Any] | None = None,
+        *,
+        status: str | None = None,
+        complete: bool = False,
+        turn: AgentResult | None = None,
     ) -> None:
-        """Persist the active journey (and the parked ones, kept in ``data``)."""
+        """Persist the active journey (and the parked ones, kept in ``data``).
+
+        ``status``/``complete``: the router's own row follows the journey it routed to
+        (complete when that journey completed, abandoned when it was given up); ``turn``:
+        the turn's result, counted on the router's row (one turn, its tokens).
+        """
         state = dict(data or {})
         state["journey"] = _plain(journey) if journey is not None else None
         state["routed_by"] = how
@@ -146,7 +168,24 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             conversation_id,
             self.key,
             state=state,
-            info=CommitInfo(step=_plain(journey) if journey is not None else None),
+            info=CommitInfo(
+                step=_plain(journey) if journey is not None else None,
+                complete=complete,
+                status=status,
+                **_turn_counts(turn),
+            ),
+        )
+
+    async def _count_turn(self, conversation_id: Any, result: AgentResult) -> None:
+        """The router's row counts the turn and follows the journey's status."""
+        await self.memory.commit(
+            conversation_id,
+            self.key,
+            info=CommitInfo(
+                complete=bool(result.complete),
+                status=None if result.complete else STATUS_ACTIVE,
+                **_turn_counts(result),
+            ),
         )
 
     # -- conversation control ----------------------------------------------------------------
@@ -272,7 +311,13 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             data["parked"] = [v for v in data.get("parked") or () if v != value]
             data["abandoned"] = [v for v in data.get("abandoned") or () if v != value] + [value]
             still = self._by_value.get(data.get("journey")) if not active else None
-            await self._choose(conversation_id, still, "abandon", data)
+            await self._choose(
+                conversation_id,
+                still,
+                "abandon",
+                data,
+                status=STATUS_ABANDONED if still is None else STATUS_ACTIVE,
+            )
             return [{"type": JOURNEY_ABANDONED, "journey": agent.key, "step": stored.get("step")}]
 
     async def route(
@@ -383,6 +428,7 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             journey, routed_by, reply = await self.route(ctx, hooks, stored=bool(stored))
             if journey is None:
                 assert reply is not None
+                await self._count_turn(conversation_id, reply)
                 return reply
             events += await self._enter(conversation_id, data, journey, routed_by)
             await self._choose(conversation_id, journey, routed_by, data)
@@ -399,7 +445,11 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             run_ctx = ctx
             if control is not None:
                 run_ctx = dataclasses.replace(ctx, metadata={**ctx.metadata, CONTROL_KEY: control})
-            result = await agent.run(run_ctx, hooks=hooks)
+            token = _ROUTED_JOURNEY.set(agent.key)
+            try:
+                result = await agent.run(run_ctx, hooks=hooks)
+            finally:
+                _ROUTED_JOURNEY.reset(token)
             results.append(result)
             events.extend(result.metadata.get("control_events") or ())
             if control is None or control.requested is None:
@@ -421,8 +471,16 @@ class RoutedJourneyAgent(Generic[JourneyT]):
             result.metadata["routed_by"] = routed_by
         if result.handoff or (self.return_to_router_on_complete and result.complete):
             await self._choose(
-                conversation_id, None, "handoff" if result.handoff else "complete", data
+                conversation_id,
+                None,
+                "handoff" if result.handoff else "complete",
+                data,
+                complete=bool(result.complete),
+                status=None if result.complete else STATUS_ACTIVE,
+                turn=result,
             )
+        else:
+            await self._count_turn(conversation_id, result)
         parked = [
             self.agents[self._by_value[v]].key
             for v in data.get("parked") or ()
@@ -440,6 +498,13 @@ class RoutedJourneyAgent(Generic[JourneyT]):
 
             self.llm_client = get_llm_client()
         return self.llm_client
+
+
+def _turn_counts(result: AgentResult | None) -> dict[str, Any]:
+    """``CommitInfo`` fields that count one turn (and its tokens) on the router's row."""
+    if result is None:
+        return {}
+    return {"new_turn": True, "tokens": int(result.usage.get("total_tokens", 0) or 0)}
 
 
 def _merge(results: list[AgentResult]) -> AgentResult:

@@ -35,6 +35,7 @@ from ..agents.control import (
     JOURNEY_REVISED,
     JOURNEY_STARTED,
 )
+from ..agents.routed import routed_journey_key
 from ..executor.hooks import ExecutorHooks
 from .db import run_db
 from .models import JourneyEvent
@@ -362,6 +363,10 @@ def record_event(
     )[0]
 
 
+#: Events about one journey's steps: recorded under that journey's key (``_row``).
+_JOURNEY_FACTS = frozenset({JOURNEY_STEP_CHANGED, JOURNEY_COMPLETED})
+
+
 class JourneyEventLog:
     """One run's events: numbered, stored, signalled and forwarded to ``emit``.
 
@@ -401,9 +406,13 @@ class JourneyEventLog:
         """
         _check_type(event_type)
         stored = self.store_deltas or event_type != ASSISTANT_DELTA
+        agent_key = self.agent_key
+        if event_type in _JOURNEY_FACTS:
+            # Behind a router, a step belongs to the journey the router runs, not to it.
+            agent_key = routed_journey_key() or agent_key
         row = JourneyEvent(
             conversation_id=self.conversation_id,
-            agent_key=self.agent_key,
+            agent_key=agent_key,
             run_id=self.run_id,
             seq=self.next_seq if stored else -1,
             type=event_type,

@@ -13,6 +13,7 @@ Django's sync middleware).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -30,10 +31,11 @@ from tests.http_api.rules import RuleLLM
 from tests.journeys import OnboardingAgent
 
 #: Upper bounds per turn, for an onboarding turn with one state-changing tool call
-#: (measured on SQLite and PostgreSQL: 16 statements, 4 database hops, 16 thread hops, of
-#: which 12 are Django's sync middleware of the test settings; before issue 12: 19-20
-#: statements, 10 database hops, 22 thread hops).
-MAX_STATEMENTS = 16
+#: (measured on SQLite and PostgreSQL: 17 statements, of which one is the handoff check
+#: of handoff.py, 4 database hops, 16 thread hops, of which 12 are Django's sync
+#: middleware of the test settings; before issue 12: 19-20 statements, 10 database hops,
+#: 22 thread hops).
+MAX_STATEMENTS = 17
 MAX_DB_HOPS = 4
 MAX_THREAD_HOPS = 16
 
@@ -104,10 +106,8 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counts]:
     connection_created.disconnect(trace)
     close_db_threads()
     for raw in traced:
-        try:
+        with contextlib.suppress(Exception):  # already closed
             raw.set_trace_callback(None)
-        except Exception:  # already closed
-            pass
 
 
 @pytest.fixture(scope="module")

@@ -266,7 +266,7 @@ def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
     return events
 
 
-def _send_all(events: list[JourneyEvent]) -> None:
+def _send_all(events: Sequence[JourneyEvent]) -> None:
     """Signal events that are not stored (``assistant.delta``)."""
     for event in events:
         _send(event)

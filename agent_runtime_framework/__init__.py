@@ -12,6 +12,7 @@ from .agents import (
     JourneyConfig,
     JourneyNotParked,
     RoutedJourneyAgent,
+    StepGroup,
 )
 from .config import (
     FrameworkConfig,
@@ -105,6 +106,7 @@ __all__ = [
     "StateError",
     "StateSerializer",
     "StateStore",
+    "StepGroup",
     "StepPromptMapping",
     "StepView",
     "ToolCallRecord",

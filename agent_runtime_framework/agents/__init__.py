@@ -6,6 +6,7 @@ from .control import SWITCH_TOOL, ConversationControl, JourneyNotParked, Revisio
 from .introspect import journey_progress, journey_steps, step_progress, step_value
 from .journey import JourneyAgent, JourneyToolExecutor, new_input_messages
 from .people import ESCALATION_TOOL, Escalation
+from .progress import StepGroup, journey_position
 from .routed import RoutedJourneyAgent
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "LLMClient",
     "Revisions",
     "RoutedJourneyAgent",
+    "StepGroup",
+    "journey_position",
     "journey_progress",
     "journey_steps",
     "new_input_messages",

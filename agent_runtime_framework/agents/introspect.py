@@ -40,18 +40,13 @@ def step_progress(agent: Any, step: Any) -> tuple[int, int]:
 
 
 def journey_progress(agent: Any, state: Any) -> tuple[int, int, list[Any]]:
-    """(k, n, step values) along the agent's path for this state (``get_step_path``).
+    """(k, n, position labels) along the agent's path for this state (``get_step_path``).
 
     Falls back to the step enum's order when the agent has no ``get_step_path`` or the
-    state is unknown; k is 0 when the step is not on the path.
+    state is unknown; k is 0 when the step is not on the path. Step groups and loops
+    (``step_groups``) are one position each: see ``agents/progress.py``.
     """
-    steps: list[Any] = []
-    get_path = getattr(agent, "get_step_path", None)
-    if state is not None and callable(get_path):
-        steps = list(get_path(state))
-    if not steps:
-        steps = journey_steps(agent)
-    values = [step_value(s) for s in steps]
-    current = step_value(getattr(state, "step", None)) if state is not None else None
-    k = values.index(current) + 1 if current in values else 0
-    return k, len(values), values
+    from .progress import journey_position
+
+    position = journey_position(agent, state)
+    return position["index"], position["total"], position["steps"]

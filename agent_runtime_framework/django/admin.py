@@ -29,7 +29,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -40,6 +40,7 @@ from django.utils.html import format_html
 
 from ..agents.introspect import journey_steps, step_progress, step_value
 from ..state.serializer import VERSION_KEY
+from . import admin_insights as insights
 from .admin_console import ConversationConsoleAdmin  # noqa: F401  (registers the staff console)
 from .models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
 
@@ -93,6 +94,12 @@ def _registered_keys() -> list[str]:
         ):
             keys.append(key)
     return keys
+
+
+def _registered_routers() -> dict[str, Any]:
+    from .registry import registered_runtimes
+
+    return {k: r for k, r in registered_runtimes().items() if insights.is_router(r)}
 
 
 class EstimatedCountPaginator(Paginator):
@@ -159,7 +166,9 @@ class StepFilter(admin.SimpleListFilter):
         return queryset.filter(step=value) if value else queryset
 
 
-def _progress_html(agent_key: str, step: str) -> str:
+def _progress_html(agent_key: str, step: str, state: Any = None) -> str:
+    if state is not None:  # along the journey's own path (admin_insights / host.progress_of)
+        return insights.progress_html(agent_key, step, state)
     agent = _agent_for(agent_key)
     if agent is None:
         return format_html('<span class="art-muted">{}</span>', step or "-")
@@ -219,7 +228,12 @@ class JourneyChangeList(ChangeList):
     """The journey list never shows the state JSON: don't read it for 50 rows a page."""
 
     def get_queryset(self, request: HttpRequest, *args: Any, **kwargs: Any) -> QuerySet[Any]:
-        return super().get_queryset(request, *args, **kwargs).defer("state")
+        return super().get_queryset(request, *args, **kwargs)
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        # Router rows: the journeys behind them, for the whole page in one query.
+        insights.attach_routed(self.result_list)
 
 
 @admin.register(Journey)
@@ -239,7 +253,10 @@ class JourneyAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     list_filter = (AgentFilter, StepFilter, "status", ("updated_at", admin.DateFieldListFilter))
     search_fields = ("owner__username", "owner__email")
-    search_help_text = "A conversation id (exact UUID), or an owner's username or email."
+    search_help_text = (
+        "A conversation id (the 8 characters the list shows, or more), or an owner's "
+        "username or email."
+    )
     ordering = ("-updated_at",)
     date_hierarchy = None
     show_full_result_count = False
@@ -274,7 +291,9 @@ class JourneyAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj: Journey) -> str:
-        return _progress_html(obj.agent_key, obj.step)
+        if hasattr(obj, "routed"):  # a router's row: the journeys it went through
+            return insights.routed_html(obj)
+        return _progress_html(obj.agent_key, obj.step, obj.state)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -286,6 +305,12 @@ class JourneyAdmin(admin.ModelAdmin):
             return queryset.filter(conversation_id=uuid.UUID(term)), False
         except ValueError:
             pass
+        prefix = insights.conversation_id_range(term)
+        if prefix is not None:  # an id prefix, as the list shows it: an indexed range
+            lowest, highest = prefix
+            return queryset.filter(
+                conversation_id__gte=lowest, conversation_id__lte=highest
+            ), False
         return queryset.filter(
             Q(owner__username__icontains=term) | Q(owner__email__icontains=term)
         ), False
@@ -349,12 +374,15 @@ class JourneyAdmin(admin.ModelAdmin):
         # with the whole table's "journey.step_changed" entries of the type index (a cost
         # that grows with the event table), and a journey that went back and forth for
         # thousands of turns does not render thousands of rows.
+        router = insights.is_router(insights.runtime_for(journey.agent_key))
+        # A router's page: the step changes of every journey it routed to.
+        step_filter = {} if router else {"agent_key": journey.agent_key}
         latest_steps = list(
             JourneyEvent.objects.filter(
-                conversation_id=cid, agent_key=journey.agent_key, type="journey.step_changed"
+                conversation_id=cid, type="journey.step_changed", **step_filter
             )
             .order_by("-id")
-            .values("payload", "created_at")[: DETAIL_STEPS + 1]
+            .values("payload", "created_at", "agent_key")[: DETAIL_STEPS + 1]
         )
         steps_cut = len(latest_steps) > DETAIL_STEPS
         history = reversed(latest_steps[:DETAIL_STEPS])
@@ -370,7 +398,8 @@ class JourneyAdmin(admin.ModelAdmin):
                     "step": payload.get("to"),
                     "from": payload.get("from"),
                     "at": item["created_at"],
-                    "reason": payload.get("reason", ""),
+                    "reason": payload.get("reason", "")
+                    or (item["agent_key"] if router else ""),
                 }
             )
         state = journey.state if isinstance(journey.state, dict) else {}
@@ -405,7 +434,8 @@ class JourneyAdmin(admin.ModelAdmin):
             "events": events,
             "step_history": step_history,
             "step_history_cut": steps_cut,
-            "progress_html": _progress_html(journey.agent_key, journey.step),
+            "progress_html": _progress_html(journey.agent_key, journey.step, journey.state),
+            "is_router": router,
             "agent_registered": agent is not None,
             "funnel_url": reverse(
                 "admin:agent_runtime_journey_funnel_agent", args=[journey.agent_key]
@@ -534,31 +564,30 @@ class JourneyAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise Http404
         keys = _registered_keys()
+        # Routers too: their funnel is where their conversations were routed.
+        keys += [k for k, r in _registered_routers().items() if k not in keys]
         if agent_key is None and keys:
             agent_key = keys[0]
         since = _date_param(request, "since")
         until = _date_param(request, "until")
-        funnel: dict[str, Any] | None = None
-        agent = _agent_for(agent_key) if agent_key else None
+        through = request.GET.get("through", "").strip() or None
+        figures: dict[str, Any] = {"funnel": None, "agent_registered": False, "router": False}
         if agent_key:
-            queryset = Journey.objects.filter(agent_key=agent_key)
-            if since:
-                queryset = queryset.filter(created_at__gte=_start_of(since))
-            if until:
-                queryset = queryset.filter(created_at__lt=_start_of(until + dt.timedelta(days=1)))
-            # COUNT(*), not COUNT(id): an index holding (agent_key, step, status), or
-            # (agent_key, created_at) with step and status, then answers the funnel from
-            # the index alone (an index-only scan), without reading the table.
-            counts = list(queryset.order_by().values("step", "status").annotate(n=Count("*")))
-            funnel = funnel_rows(agent, counts)
+            # From the step transitions (analytics.py): exact for branches and loops.
+            figures = insights.funnel_context(
+                agent_key,
+                since=_start_of(since) if since else None,
+                until=_start_of(until + dt.timedelta(days=1)) if until else None,
+                through=through,
+            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Journey funnel: {agent_key}" if agent_key else "Journey funnel",
             "agent_key": agent_key,
             "agent_keys": keys,
-            "agent_registered": agent is not None,
-            "funnel": funnel,
+            **figures,
+            "through": through or "",
             "since": since.isoformat() if since else "",
             "until": until.isoformat() if until else "",
         }

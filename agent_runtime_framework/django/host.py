@@ -32,8 +32,9 @@ from django.utils import timezone
 
 from ..adapters.django_runtime import DjangoRuntimeAdapter
 from ..agents.context import AgentContext, AgentResult
-from ..agents.introspect import journey_progress, journey_steps, step_value
+from ..agents.introspect import step_value
 from ..agents.journey import JourneyAgent
+from ..agents.progress import journey_position
 from ..agents.routed import RoutedJourneyAgent
 from ..executor.hooks import CompositeHooks, ExecutorHooks
 from ..memory.manager import MemoryManager
@@ -147,26 +148,33 @@ class TurnResult:
 
 
 def progress_of(agent: Any, step: Any, state: Any = None) -> dict[str, Any]:
-    """``{"index", "total", "steps"}``: the step is the index-th (1-based; 0 unknown) of total.
+    """Where the journey stands on its own path (``agents.progress.journey_position``).
 
-    With the state (an object or its stored dict) progress follows the agent's
-    ``get_step_path(state)``, so a branching journey counts only its branch's steps.
+    ``{"index", "total", "steps", ...}``: the position is the index-th (1-based; 0 unknown)
+    of total. With the state (an object or its stored dict) progress follows the agent's
+    ``get_step_path(state)`` and its ``step_groups`` (a loop is one position, with its
+    round), so the API, the chat page and the admin say the same.
     """
     if agent is None:
         return {"index": 0, "total": 0, "steps": []}
     try:
         if isinstance(state, dict) and state and hasattr(agent, "state_from_dict"):
             state = agent.state_from_dict(state)
-        if state is not None and not isinstance(state, dict):
-            index, total, steps = journey_progress(agent, state)
-            if step_value(getattr(state, "step", None)) == step_value(step):
-                return {"index": index, "total": total, "steps": steps}
-        steps = [step_value(s) for s in journey_steps(agent)]
+        if isinstance(state, dict):
+            state = None
+        if (
+            state is not None
+            and step is not None
+            and step_value(getattr(state, "step", None)) != step_value(step)
+        ):
+            state = None  # a state of another moment: the step alone decides
+        position = journey_position(agent, state, step)
     except Exception:  # an agent or state that cannot be introspected: no progress info
-        steps = []
-    value = step_value(step)
-    index = steps.index(value) + 1 if value in steps else 0
-    return {"index": index, "total": len(steps), "steps": steps}
+        return {"index": 0, "total": 0, "steps": []}
+    progress = {k: position[k] for k in ("index", "total", "steps")}
+    if position["round"] is not None:  # in a loop: its round ("driver 2")
+        progress["item"], progress["round"] = position["item"], position["round"]
+    return progress
 
 
 def _state_dict(state: Any) -> dict[str, Any]:

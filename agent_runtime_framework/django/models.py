@@ -218,6 +218,13 @@ class JourneyEvent(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["conversation", "id"], name="art_event_conversation"),
+            # The funnel and the observed graph (analytics.py): an agent's step changes,
+            # per journey in order, without the other events.
+            models.Index(
+                fields=["agent_key", "conversation", "id"],
+                name="art_event_steps",
+                condition=models.Q(type="journey.step_changed"),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["run_id", "seq"], name="art_event_unique_run_seq")

@@ -112,6 +112,15 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                 },
                 "total": {"type": "integer", "minimum": 0},
                 "steps": {"type": "array", "items": {}},
+                "item": {
+                    "type": "string",
+                    "description": "In a loop (step_groups): what one round adds",
+                },
+                "round": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "In a loop: the round the journey is at (item 2)",
+                },
             },
         },
         "Agent": {

@@ -17,6 +17,7 @@ from agent_runtime_framework import (
     JourneyAgent,
     JourneyConfig,
     PromptManager,
+    StepGroup,
     StepPromptMapping,
     ToolResult,
     tool,
@@ -141,6 +142,14 @@ class OnboardingAgent(JourneyAgent[OnboardingState, OnboardingTools, OnboardingS
     prompts = PromptManager(
         PROMPTS, context_enricher=lambda s: {"name": s.name or "there", "email": s.email}
     )
+    #: The welcome already asks for the name: welcome and collect_name are one position of
+    #: progress ("name"), so "Hi, I'm Ada" moves from step 1 to step 2, not to step 3.
+    step_groups = (StepGroup((OnboardingStep.WELCOME, OnboardingStep.COLLECT_NAME), name="name"),)
+    step_transitions = {
+        OnboardingStep.WELCOME: [OnboardingStep.COLLECT_NAME, OnboardingStep.COLLECT_EMAIL],
+        OnboardingStep.COLLECT_NAME: [OnboardingStep.COLLECT_EMAIL],
+        OnboardingStep.COLLECT_EMAIL: [OnboardingStep.COMPLETE],
+    }
 
     @property
     def key(self) -> str:

@@ -27,6 +27,7 @@ from agent_runtime_framework import (
     JourneyAgent,
     JourneyConfig,
     PromptManager,
+    StepGroup,
     StepPromptMapping,
     ToolResult,
     tool,
@@ -404,10 +405,43 @@ class QuoteAgent(JourneyAgent[QuoteState, QuoteTools, QuoteStep]):
     def get_system_prompt(self, state: QuoteState) -> str:
         return self.prompts.get_prompt(state)
 
+    #: Progress (``agents/progress.py``): each loop is one position on the path, with its
+    #: round ("driver 2"), so adding a second driver does not step back.
+    step_groups = (
+        StepGroup(
+            (QuoteStep.ADD_DRIVER, QuoteStep.MORE_DRIVERS),
+            name="drivers",
+            item="driver",
+            number=lambda s: len(s.driver_ages) + (s.step == QuoteStep.ADD_DRIVER),
+        ),
+        StepGroup(
+            (QuoteStep.MORE_ITEMS, QuoteStep.ADD_ITEM),
+            name="valuables",
+            item="valuable",
+            number=lambda s: len(s.valuables) + (s.step == QuoteStep.ADD_ITEM),
+        ),
+    )
+    #: The moves the tools make: the graph draws the two branches and the loops.
+    step_transitions = {
+        QuoteStep.CHOOSE_COVER: [QuoteStep.ADD_DRIVER, QuoteStep.HOME_VALUE],
+        QuoteStep.ADD_DRIVER: [QuoteStep.MORE_DRIVERS],
+        QuoteStep.MORE_DRIVERS: [QuoteStep.ADD_DRIVER, QuoteStep.START_DATE],
+        QuoteStep.HOME_VALUE: [QuoteStep.MORE_ITEMS],
+        QuoteStep.MORE_ITEMS: [QuoteStep.ADD_ITEM, QuoteStep.START_DATE],
+        QuoteStep.ADD_ITEM: [QuoteStep.MORE_ITEMS],
+        QuoteStep.START_DATE: [QuoteStep.REVIEW],
+        QuoteStep.REVIEW: [QuoteStep.COMPLETE, QuoteStep.CHOOSE_COVER],
+    }
+
     def get_step_path(self, state: QuoteState) -> list[QuoteStep]:
-        """The branch's steps only, so progress reads "step 2 of 6" on a car quote."""
+        """The branch's steps only, so progress reads "step 2 of 5" on a car quote.
+
+        Before the branch is chosen, the steps every quote has: the total changes once,
+        when the cover is chosen, and never in a loop (``step_groups``).
+        """
         if state.cover is None:
-            return list(QuoteStep)  # the branch is not chosen yet
+            tail = [QuoteStep.START_DATE, QuoteStep.REVIEW, QuoteStep.COMPLETE]
+            return [QuoteStep.CHOOSE_COVER, *tail]
         branch = {
             "car": [QuoteStep.ADD_DRIVER, QuoteStep.MORE_DRIVERS],
             "home": [QuoteStep.HOME_VALUE, QuoteStep.MORE_ITEMS, QuoteStep.ADD_ITEM],

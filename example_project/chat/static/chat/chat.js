@@ -184,7 +184,12 @@
     el.bar.dataset.index = String(index);
     el.bar.dataset.total = String(total);
     el.fill.style.width = total ? Math.round((index / total) * 100) + "%" : "0%";
-    el.progressText.textContent = total && index ? "Step " + index + " of " + total : "Not started";
+    // One function computes progress (the server's journey_position): a loop is one
+    // position with its round ("driver 2"), so the bar never steps back inside a loop.
+    var text = total && index ? "Step " + index + " of " + total : "Not started";
+    if (total && index && progress.round) text += " · " + (progress.item || "item") + " " + progress.round;
+    el.progressText.textContent = text;
+    el.bar.dataset.round = progress.round ? String(progress.round) : "";
     el.steps.textContent = "";
     steps.forEach(function (step, position) {
       var item = document.createElement("li");

@@ -1,0 +1,177 @@
+"""What the journey admin shows beyond the rows: progress, routed conversations, the funnel
+and the graph (kept out of ``admin.py``, which wires them in).
+
+- Progress: ``progress_html`` renders ``host.progress_of`` (the one progress function the
+  API and the chat page use) from the journey's stored state.
+- Routed conversations: ``attach_routed`` reads, in one query for a whole page, the
+  journeys behind each router row, so a front-desk row shows the journeys it went
+  through and the current one.
+- Search: ``conversation_id_range`` turns an id prefix (the 8 characters the list shows)
+  into an indexed range.
+- Funnel: ``funnel_context`` (``analytics.journey_funnel`` / ``router_funnel``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils.html import format_html, format_html_join
+
+from .models import Journey, JourneyStatus
+
+__all__ = [
+    "attach_routed",
+    "conversation_id_range",
+    "funnel_context",
+    "is_router",
+    "progress_html",
+    "routed_html",
+    "runtime_for",
+]
+
+#: An id prefix: at least the 8 characters the list shows (shorter terms are owner names).
+_HEX = re.compile(r"^[0-9a-f]{8,32}$")
+
+
+def runtime_for(key: str) -> Any | None:
+    """The registered agent or router with this key (a journey behind a router too)."""
+    from .registry import find_journey_agent
+
+    try:
+        return find_journey_agent(key)
+    except Exception:
+        return None
+
+
+def is_router(runtime: Any) -> bool:
+    from ..agents.routed import RoutedJourneyAgent
+
+    return isinstance(runtime, RoutedJourneyAgent)
+
+
+def progress_of_row(agent_key: str, step: str, state: Any) -> dict[str, Any]:
+    from .host import progress_of
+
+    agent = runtime_for(agent_key)
+    if agent is None or is_router(agent):
+        return {"index": 0, "total": 0, "steps": []}
+    return progress_of(agent, step or None, state if isinstance(state, dict) else None)
+
+
+def progress_html(agent_key: str, step: str, state: Any = None) -> str:
+    """The progress bar and "step k of n" (with a loop's round) of one journey row."""
+    progress = progress_of_row(agent_key, step, state)
+    if not progress.get("total"):
+        return format_html('<span class="art-muted">{}</span>', step or "-")
+    return format_html(
+        '<div class="art-progress" title="{}"><span style="width:{}%"></span></div>'
+        '<span class="art-progress-text">{}</span>',
+        step or "-",
+        round(100 * progress["index"] / progress["total"]),
+        progress_text(progress),
+    )
+
+
+def progress_text(progress: dict[str, Any]) -> str:
+    """ "step 2 of 5", and in a loop "step 2 of 5 · driver 2"."""
+    text = f"step {progress['index'] or '?'} of {progress['total']}"
+    if progress.get("round"):
+        text += f" · {progress.get('item') or 'item'} {progress['round']}"
+    return text
+
+
+def conversation_id_range(term: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """``(lowest, highest)`` UUID starting with the hex prefix ``term`` (None: not one)."""
+    text = term.strip().lower().replace("-", "").rstrip("…").rstrip(".")
+    if not _HEX.match(text):
+        return None
+    return uuid.UUID(text.ljust(32, "0")), uuid.UUID(text.ljust(32, "f"))
+
+
+def attach_routed(rows: Iterable[Any]) -> None:
+    """Give each router row ``routed``: its conversation's journeys (one query per page).
+
+    Each entry: agent key, step, status, progress, and ``current`` for the journey the
+    router has active now (its row's step names it) or, when none is, the last one.
+    """
+    routers: dict[Any, Any] = {}
+    for row in rows:
+        runtime = runtime_for(row.agent_key)
+        if is_router(runtime):
+            routers[row.conversation_id] = (row, runtime)
+            row.routed = []
+    if not routers:
+        return
+    journeys = (
+        Journey.objects.filter(conversation_id__in=list(routers))
+        .order_by("created_at", "id")
+        .values("id", "conversation_id", "agent_key", "step", "status", "state", "updated_at")
+    )
+    for found in journeys:
+        row, runtime = routers[found["conversation_id"]]
+        if found["agent_key"] == row.agent_key:
+            continue
+        item: dict[str, Any] = dict(found)
+        item["progress"] = progress_of_row(item["agent_key"], item["step"], item["state"])
+        item["status_label"] = _status_label(item["status"])
+        row.routed.append(item)
+    for row, runtime in routers.values():
+        current_key = runtime.journey_key(row.step) if row.step else None
+        for item in row.routed:
+            item["current"] = item["agent_key"] == current_key
+
+
+def _status_label(status: str) -> str:
+    return str(JourneyStatus(status).label) if status in JourneyStatus.values else status
+
+
+def routed_html(row: Any) -> str:
+    """The journeys a router row went through, the current one in bold."""
+    routed = getattr(row, "routed", None) or []
+    if not routed:
+        return format_html('<span class="art-muted">{}</span>', "not routed yet")
+    return format_html_join(
+        " → ",
+        '<span class="art-routed{}" title="{}">{}{} <span class="art-muted">({})</span></span>',
+        (
+            (
+                " art-current" if item.get("current") else "",
+                progress_text(item["progress"]) if item["progress"].get("total") else "",
+                "▶ " if item.get("current") else "",
+                item["agent_key"],
+                item["status_label"],
+            )
+            for item in routed
+        ),
+    )
+
+
+def funnel_context(
+    agent_key: str,
+    *,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    through: str | None,
+) -> dict[str, Any]:
+    """The funnel page's figures and graph for one agent or router key."""
+    from .analytics import journey_funnel, router_funnel
+
+    runtime = runtime_for(agent_key)
+    if is_router(runtime):
+        return {
+            "funnel": router_funnel(runtime, since=since, until=until),
+            "agent_registered": True,
+            "router": True,
+        }
+    agent = runtime if runtime is not None and hasattr(runtime, "get_initial_state") else None
+    funnel = journey_funnel(agent_key, agent, since=since, until=until, through=through)
+    context: dict[str, Any] = {
+        "funnel": funnel,
+        "agent_registered": agent is not None,
+        "router": False,
+    }
+    return context

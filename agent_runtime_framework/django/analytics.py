@@ -1,0 +1,338 @@
+"""Journey analytics from what happened: the funnel from the step transitions.
+
+Every step change of a journey is a ``journey.step_changed`` event (``{"from", "to"}``),
+written in the same transaction as the state it explains; a journey row's creation is its
+entry into the initial step. The funnel is computed from these *visits* (one per entry into
+a step) in the database, so it is exact for linear, branching and looping journeys alike:
+
+- ``entered``: journeys that entered the step at least once; ``visits``: entries in all
+  (a loop enters its steps again);
+- ``now``: journeys at the step now and not finished (``active`` / ``parked``);
+- ``left``: journeys that entered it and are elsewhere now, and ``to``: where its visits
+  went next (transitions and distinct journeys per next step);
+- ``completed``: journeys that entered it and completed the journey; ``dropped``: journeys
+  that ended at it failed or abandoned; ``completed_here``: completed at it;
+- ``median_seconds``: median time from entering the step to leaving it (closed visits).
+
+Filters: the agent (always), the journeys' start date range, and ``through`` (journeys
+that entered a step: one branch of a branching journey). Three queries whatever the data
+size: the visits aggregate, the medians (window functions, portable between SQLite and
+PostgreSQL), and the journeys' current (step, status). The partial index
+``art_event_steps`` (``agent_key, conversation, id`` of step-change events) serves them.
+
+Behind a router the step events carry the routed journey's key (``routed_journey_key``),
+so a journey's funnel counts it whether it ran alone or behind a front desk. A router's
+own funnel (``router_funnel``) counts where its conversations were routed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count
+
+from ..agents.introspect import journey_steps, step_value
+from .models import Journey, JourneyEvent, JourneyStatus
+
+__all__ = ["STEP_CHANGED", "journey_funnel", "observed_transitions", "router_funnel"]
+
+STEP_CHANGED = "journey.step_changed"
+
+_OPEN = (JourneyStatus.ACTIVE.value, JourneyStatus.PARKED.value)
+_DROPPED = (JourneyStatus.FAILED.value, JourneyStatus.ABANDONED.value)
+
+
+def _to_expr(alias: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"({alias}.payload ->> 'to')"
+    return f"CAST(json_extract({alias}.payload, '$.to') AS TEXT)"
+
+
+def _seconds_expr(later: str, earlier: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
+    return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
+
+
+def _q(name: str) -> str:
+    return str(connection.ops.quote_name(name))
+
+
+def _journeys_cte(
+    agent_key: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    through: str | None,
+) -> tuple[str, list[Any]]:
+    """``j``: the agent's journeys in range (cid, step, status, created_at)."""
+    where = ["jr.agent_key = %s"]
+    params: list[Any] = [agent_key]
+    if since is not None:
+        where.append("jr.created_at >= %s")
+        params.append(since)
+    if until is not None:
+        where.append("jr.created_at < %s")
+        params.append(until)
+    if through is not None:
+        where.append(
+            f"EXISTS (SELECT 1 FROM {_q(JourneyEvent._meta.db_table)} x "
+            "WHERE x.agent_key = %s AND x.conversation_id = jr.conversation_id "
+            f"AND x.type = %s AND {_to_expr('x')} = %s)"
+        )
+        params += [agent_key, STEP_CHANGED, str(through)]
+    sql = (
+        "SELECT jr.conversation_id AS cid, jr.step AS step, jr.status AS status, "
+        f"jr.created_at AS created_at FROM {_q(Journey._meta.db_table)} jr "
+        f"WHERE {' AND '.join(where)}"
+    )
+    return sql, params
+
+
+def _visits_sql(
+    agent_key: str,
+    initial: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    through: str | None,
+) -> tuple[str, list[Any]]:
+    """CTEs ``j`` (journeys), ``v`` (entries into steps), ``s`` (each visit with the step
+    it went to next and when, and whether it is the journey's first visit of the step)."""
+    journeys, params = _journeys_cte(agent_key, since, until, through)
+    sql = (
+        f"WITH j AS ({journeys}), "
+        "v AS ("
+        f"SELECT e.conversation_id AS cid, e.id AS ord, {_to_expr('e')} AS step, "
+        "e.created_at AS at "
+        f"FROM {_q(JourneyEvent._meta.db_table)} e JOIN j ON j.cid = e.conversation_id "
+        "WHERE e.agent_key = %s AND e.type = %s "
+        "UNION ALL SELECT j.cid, 0, %s, j.created_at FROM j), "
+        "s AS (SELECT v.cid AS cid, v.ord AS ord, v.step AS step, v.at AS at, "
+        "LEAD(v.step) OVER (PARTITION BY v.cid ORDER BY v.ord) AS next_step, "
+        "LEAD(v.at) OVER (PARTITION BY v.cid ORDER BY v.ord) AS left_at, "
+        "ROW_NUMBER() OVER (PARTITION BY v.cid, v.step ORDER BY v.ord) AS nth "
+        "FROM v) "
+    )
+    return sql, [*params, agent_key, STEP_CHANGED, initial]
+
+
+def _initial_step(agent: Any) -> str:
+    try:
+        return str(step_value(agent.get_initial_state().step))
+    except Exception:
+        return ""
+
+
+def journey_funnel(
+    agent_key: str,
+    agent: Any = None,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    through: str | None = None,
+) -> dict[str, Any]:
+    """The funnel of one journey agent (three queries; see the module docstring).
+
+    ``agent`` gives the step order and the initial step (without it: the order of first
+    appearance, and the first recorded ``from``... is unknown, so pass it when you can).
+    """
+    initial = _initial_step(agent) if agent is not None else ""
+    head, params = _visits_sql(agent_key, initial, since, until, through)
+    by_edge = (
+        head + ", t AS (SELECT s.*, j.status AS status, "
+        "ROW_NUMBER() OVER (PARTITION BY s.cid, s.step, s.next_step ORDER BY s.ord) AS nth_edge "
+        "FROM s JOIN j ON j.cid = s.cid) "
+        "SELECT step, next_step, status, COUNT(*), "
+        "SUM(CASE WHEN nth = 1 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN nth_edge = 1 THEN 1 ELSE 0 END) "
+        "FROM t GROUP BY step, next_step, status"
+    )
+    seconds = _seconds_expr("left_at", "at")
+    medians = (
+        head + f", d AS (SELECT step, {seconds} AS secs FROM s WHERE left_at IS NOT NULL), "
+        "r AS (SELECT step, secs, ROW_NUMBER() OVER (PARTITION BY step ORDER BY secs) AS rn, "
+        "COUNT(*) OVER (PARTITION BY step) AS cnt FROM d) "
+        "SELECT step, AVG(secs) FROM r WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2 "
+        "GROUP BY step"
+    )
+    journeys, jparams = _journeys_cte(agent_key, since, until, through)
+    current = f"SELECT step, status, COUNT(*) FROM ({journeys}) j GROUP BY step, status"
+    with connection.cursor() as cursor:
+        cursor.execute(by_edge, params)
+        edge_rows = cursor.fetchall()
+        cursor.execute(medians, params)
+        median_rows = cursor.fetchall()
+        cursor.execute(current, jparams)
+        current_rows = cursor.fetchall()
+    return _assemble(agent, edge_rows, median_rows, current_rows, through)
+
+
+def _assemble(
+    agent: Any,
+    edge_rows: Sequence[Sequence[Any]],
+    median_rows: Sequence[Sequence[Any]],
+    current_rows: Sequence[Sequence[Any]],
+    through: str | None,
+) -> dict[str, Any]:
+    order: list[str] = []
+    if agent is not None:
+        try:
+            order = [str(step_value(s)) for s in journey_steps(agent)]
+        except Exception:
+            order = []
+    steps: dict[str, dict[str, Any]] = {}
+
+    def row(step: Any) -> dict[str, Any]:
+        key = "" if step is None else str(step)
+        if key not in steps:
+            steps[key] = {
+                "step": key,
+                "entered": 0,
+                "visits": 0,
+                "left": 0,
+                "to": {},
+                "now": 0,
+                "active": 0,
+                "parked": 0,
+                "completed": 0,
+                "completed_here": 0,
+                "dropped": 0,
+                "median_seconds": None,
+            }
+        return steps[key]
+
+    edges: dict[tuple[str, str], dict[str, int]] = {}
+    for step, next_step, status, visits, first, first_edge in edge_rows:
+        entry = row(step)
+        entry["visits"] += int(visits)
+        entry["entered"] += int(first or 0)
+        if status == JourneyStatus.COMPLETE:
+            entry["completed"] += int(first or 0)
+        if next_step is not None:
+            target = str(next_step)
+            to = entry["to"].setdefault(target, {"transitions": 0, "journeys": 0})
+            to["transitions"] += int(visits)
+            to["journeys"] += int(first_edge or 0)
+            edge = edges.setdefault((entry["step"], target), {"transitions": 0, "journeys": 0})
+            edge["transitions"] += int(visits)
+            edge["journeys"] += int(first_edge or 0)
+    for step, median in median_rows:
+        row(step)["median_seconds"] = round(float(median), 3) if median is not None else None
+    total = 0
+    for step, status, n in current_rows:
+        entry = row(step)
+        total += int(n)
+        if status in _OPEN:
+            entry["now"] += int(n)
+            entry["active" if status == JourneyStatus.ACTIVE else "parked"] += int(n)
+        elif status in _DROPPED:
+            entry["dropped"] += int(n)
+        elif status == JourneyStatus.COMPLETE:
+            entry["completed_here"] += int(n)
+    for entry in steps.values():
+        here = entry["now"] + entry["dropped"] + entry["completed_here"]
+        entry["left"] = max(entry["entered"] - here, 0)
+        entry["to"] = dict(sorted(entry["to"].items(), key=lambda kv: -kv[1]["transitions"]))
+    known = [s for s in order if s in steps] + [s for s in order if s not in steps]
+    ordered = known + sorted(s for s in steps if s not in order)
+    rows = []
+    for index, name in enumerate(ordered, start=1):
+        entry = steps.get(name) or row(name)
+        entry["index"] = index
+        entry["in_enum"] = name in order
+        entry["entered_pct"] = round(100 * entry["entered"] / total, 1) if total else 0
+        entry["now_pct"] = round(100 * entry["now"] / total, 1) if total else 0
+        entry["to_list"] = [{"step": k, **v} for k, v in entry["to"].items()]
+        rows.append(entry)
+    return {
+        "total": total,
+        "rows": rows,
+        "edges": [{"from": a, "to": b, **counts} for (a, b), counts in sorted(edges.items())],
+        "branches": _branches(agent, order, edges),
+        "through": through,
+    }
+
+
+def _branches(
+    agent: Any, order: list[str], edges: dict[tuple[str, str], dict[str, int]]
+) -> list[dict[str, Any]]:
+    """Branch points: steps with two or more ways forward (declared, else observed).
+
+    Edges back (to an earlier step of the enum) and within one loop are not branches.
+    """
+    from ..agents.progress import declared_transitions, loop_of
+
+    declared: list[tuple[str, str]] = []
+    if agent is not None:
+        declared = [(a, b) for a, b, _ in declared_transitions(agent)]
+    pairs = declared or list(edges)
+    forward: dict[str, list[str]] = {}
+    for a, b in pairs:
+        if a in order and b in order and order.index(b) <= order.index(a):
+            continue
+        group = loop_of(agent, a) if agent is not None else None
+        if group is not None and b in group:
+            continue
+        targets = forward.setdefault(a, [])
+        if b not in targets:
+            targets.append(b)
+    return [
+        {"step": a, "options": targets}
+        for a, targets in forward.items()
+        if len(targets) > 1
+    ]
+
+
+def observed_transitions(
+    agent_key: str,
+    agent: Any = None,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """``[{"from", "to", "transitions", "journeys"}]``: the transitions journeys took."""
+    return list(journey_funnel(agent_key, agent, since=since, until=until)["edges"])
+
+
+def router_funnel(
+    router: Any,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Where a router's conversations went: per routed journey, the conversations that
+    entered it and where its journey stands (two queries)."""
+    key = router.key
+    conversations = Journey.objects.filter(agent_key=key)
+    routed = Journey.objects.filter(conversation__agent_key=key).exclude(agent_key=key)
+    if since is not None:
+        conversations = conversations.filter(created_at__gte=since)
+        routed = routed.filter(conversation__created_at__gte=since)
+    if until is not None:
+        conversations = conversations.filter(created_at__lt=until)
+        routed = routed.filter(conversation__created_at__lt=until)
+    total = conversations.count()
+    counts: dict[str, dict[str, int]] = {}
+    for item in routed.order_by().values("agent_key", "status").annotate(n=Count("*")):
+        by = counts.setdefault(item["agent_key"], {})
+        by[item["status"]] = by.get(item["status"], 0) + int(item["n"])
+    rows = []
+    for index, agent in enumerate(getattr(router, "agents", {}).values(), start=1):
+        by = counts.get(agent.key, {})
+        entered = sum(by.values())
+        rows.append(
+            {
+                "index": index,
+                "step": agent.key,
+                "entered": entered,
+                "entered_pct": round(100 * entered / total, 1) if total else 0,
+                "active": by.get(JourneyStatus.ACTIVE, 0),
+                "parked": by.get(JourneyStatus.PARKED, 0),
+                "now": by.get(JourneyStatus.ACTIVE, 0) + by.get(JourneyStatus.PARKED, 0),
+                "completed": by.get(JourneyStatus.COMPLETE, 0),
+                "dropped": by.get(JourneyStatus.FAILED, 0) + by.get(JourneyStatus.ABANDONED, 0),
+            }
+        )
+    return {"total": total, "rows": rows, "router": True}

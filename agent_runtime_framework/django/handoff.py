@@ -295,7 +295,9 @@ def handoff_queue() -> QuerySet[Conversation]:
     )
 
 
-def intercept_turn_sync(cid: uuid.UUID, agent_key: str, message: str) -> dict[str, Any] | None:
+def intercept_turn_sync(
+    cid: uuid.UUID, agent_key: str, message: str, status: str | None = None
+) -> dict[str, Any] | None:
     """The turn's answer while the conversation is with people, else None (the model runs).
 
     Stores the user's message (no model call) and records ``handoff.user_message`` so the
@@ -303,9 +305,12 @@ def intercept_turn_sync(cid: uuid.UUID, agent_key: str, message: str) -> dict[st
     """
     if not message:
         return None
-    status = Conversation.objects.filter(id=cid).values_list("handoff_status", flat=True)
-    if not status.first():
-        return None  # the usual case: one primary-key read, the model answers
+    if status is None:  # not read by the claim (the conversation was busy): read it now
+        status = Conversation.objects.filter(id=cid).values_list(
+            "handoff_status", flat=True
+        ).first()
+    if not status:
+        return None  # the usual case: the model answers
     seq = _append(
         cid,
         Q(handoff_status__in=_WITH_PEOPLE),

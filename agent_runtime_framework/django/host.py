@@ -555,7 +555,7 @@ def _open_turn_sync(
             return _Opened(key, user, session_key, stored)
         claim_agent, claim_create = key, False
     token = uuid.uuid4().hex
-    outcome, key_found, _ = claim_for_caller_sync(
+    outcome, key_found, _, handoff_status = claim_for_caller_sync(
         cid,
         claim_agent,
         user_id,
@@ -575,7 +575,7 @@ def _open_turn_sync(
     opened = _Opened(key_found, user, session_key)
     if message is not None:
         # With a person (handoff.py): store the message, answer without the model.
-        opened.staff_turn = intercept_turn_sync(cid, key_found, message)
+        opened.staff_turn = intercept_turn_sync(cid, key_found, message, handoff_status)
         if opened.staff_turn is not None:
             if outcome == "claimed":
                 _release_sync(cid, token)

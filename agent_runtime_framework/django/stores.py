@@ -512,10 +512,11 @@ def claim_for_caller_sync(
     *,
     create: bool,
     reach_ownerless: bool,
-) -> tuple[str, str | None, float]:
+) -> tuple[str, str | None, float, str | None]:
     """Claim the conversation for a caller: ownership is part of the claim's condition.
 
-    Returns ``(outcome, the conversation's agent key, seconds to wait)``, outcome one of
+    Returns ``(outcome, the conversation's agent key, seconds to wait, handoff status)``
+    (the status read by the claim itself, None when not claimed), outcome one of
     ``"claimed"``, ``"busy"``, ``"missing"``, ``"not_owned"``, ``"other_agent"``. One
     statement when it is claimed (an UPDATE of a free or expired lease on a row the caller
     owns; with ``create`` and an agent key, an INSERT ... ON CONFLICT of the row already
@@ -528,7 +529,7 @@ def claim_for_caller_sync(
         mine, mine_params = "owner_id IS NULL AND session_key = %s", [session_key]
         new_owner, new_session = None, session_key
     else:  # neither user nor session, and ownerless rows out of reach: nobody's
-        return "not_owned", None, 0.0
+        return "not_owned", None, 0.0, None
     now = timezone.now()
     until = now + timedelta(seconds=lease_seconds)
     table = _q(Conversation._meta.db_table)
@@ -542,7 +543,7 @@ def claim_for_caller_sync(
                 "ON CONFLICT (id) DO UPDATE SET lease_token = EXCLUDED.lease_token, "
                 "lease_expires_at = EXCLUDED.lease_expires_at "
                 f"WHERE c.agent_key = EXCLUDED.agent_key AND c.{mine.replace(' AND ', ' AND c.')} "
-                f"AND {free.replace('lease_', 'c.lease_')}",
+                f"AND {free.replace('lease_', 'c.lease_')} RETURNING handoff_status",
                 [
                     _pk(cid),
                     agent_key,
@@ -556,13 +557,15 @@ def claim_for_caller_sync(
                     _ts(now),
                 ],
             )
-            if cursor.rowcount:
-                return "claimed", agent_key, 0.0
+            row = cursor.fetchone()
+            if row is not None:
+                return "claimed", agent_key, 0.0, str(row[0] or "")
         else:
             same_agent = " AND agent_key = %s" if agent_key is not None else ""
             cursor.execute(
                 f"UPDATE {table} SET lease_token = %s, lease_expires_at = %s "
-                f"WHERE id = %s AND {mine}{same_agent} AND {free} RETURNING agent_key",
+                f"WHERE id = %s AND {mine}{same_agent} AND {free} "
+                "RETURNING agent_key, handoff_status",
                 [
                     token,
                     _ts(until),
@@ -574,26 +577,26 @@ def claim_for_caller_sync(
             )
             row = cursor.fetchone()
             if row is not None:
-                return "claimed", str(row[0]), 0.0
+                return "claimed", str(row[0]), 0.0, str(row[1] or "")
     rows = list(
         Conversation.objects.filter(id=cid).values(
             "agent_key", "owner_id", "session_key", "lease_expires_at"
         )[:1]
     )
     if not rows:
-        return "missing", None, 0.0
+        return "missing", None, 0.0, None
     found = rows[0]
     if user_id is not None:
         owned = found["owner_id"] == user_id
     else:
         owned = found["owner_id"] is None and found["session_key"] == session_key
     if not owned:
-        return "not_owned", None, 0.0
+        return "not_owned", None, 0.0, None
     if agent_key is not None and found["agent_key"] != agent_key:
-        return "other_agent", found["agent_key"], 0.0
+        return "other_agent", found["agent_key"], 0.0, None
     expires = found["lease_expires_at"]
     wait = 0.0 if expires is None else max(0.0, (expires - now).total_seconds())
-    return "busy", found["agent_key"], wait
+    return "busy", found["agent_key"], wait, None
 
 
 @_bound

@@ -39,6 +39,8 @@ MAX_DB_HOPS = 4
 MAX_THREAD_HOPS = 16
 
 _CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "END")
+#: Run once per new connection (Django's PostgreSQL connection setup), not per turn.
+_CONNECTION_SETUP = "SELECT set_config('TimeZone'"
 
 
 class Counts:
@@ -51,7 +53,11 @@ class Counts:
 
     def statement(self, sql: Any) -> None:
         text = sql.decode() if isinstance(sql, bytes) else str(sql)
-        if self.on and not text.lstrip().upper().startswith(_CONTROL):
+        if (
+            self.on
+            and not text.lstrip().upper().startswith(_CONTROL)
+            and not text.startswith(_CONNECTION_SETUP)
+        ):
             with self.lock:
                 self.statements.append(text[:120])
 

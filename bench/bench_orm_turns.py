@@ -9,7 +9,8 @@ a clean Django setup), this measures:
   are timed;
 - floor: the same guarantees hand-written with the DB-API driver (sqlite3 / psycopg) on
   the same tables: a conditional UPDATE claiming the conversation (an INSERT of it,
-  already claimed, on the first turn); SELECT state and the last N messages; per
+  already claimed, on the first turn); SELECT state and the last N messages; the user's
+  message in its own transaction before the model call (durable before it); per
   state-changing tool call one transaction (UPDATE ... RETURNING next_seq with the lease
   check, one multi-row INSERT of the messages, UPDATE/INSERT journey); the final
   transaction with the reply and the release. No ORM, no executor;
@@ -275,21 +276,25 @@ class Floor:
         arguments = json.dumps({"name": arg} if tool == "save_name" else
                                {"email": arg} if tool == "save_email" else {})
         state = dict(state)
+        step_before = str(state.get("step", "welcome"))
         state["step"] = step_after
         if tool == "save_name":
             state["name"] = arg
         elif tool == "save_email":
             state["email"] = arg
+        first = row is None
+        # The user's message is durable before the model is called (its own transaction,
+        # with the journey's turn counter), as the framework guarantees.
+        self._commit(cid, token, [{"role": "user", "content": text}],
+                     {} if first else None, step_before, 1, 0, False, insert_journey=first)
         messages = [
-            {"role": "user", "content": text},
             {"role": "assistant", "content": None, "tool_calls": [
                 {"id": call_id, "type": "function",
                  "function": {"name": tool, "arguments": arguments}}]},
             {"role": "tool", "content": "ok", "tool_call_id": call_id},
         ]
-        first = row is None
-        self._commit(cid, token, messages, state, step_after, 1, 0, step_after == "complete",
-                     insert_journey=first)
+        self._commit(cid, token, messages, state, step_after, 0, 0, step_after == "complete",
+                     insert_journey=False)
         # The final reply and the release: one transaction.
         self._commit(cid, token, [{"role": "assistant", "content": "Thanks, noted."}], None,
                      step_after, 0, 30, step_after == "complete", insert_journey=False,

@@ -1,13 +1,17 @@
 """The admin: where every journey stands, what was said, and where journeys stop.
 
-- Journeys list: agent, owner, current step with a "step k of n" progress bar (k from the
-  agent's step enum order), status, turns, tokens, last activity; filters by agent, step,
-  status and date; search by conversation id (exact UUID) or owner.
+- Journeys list: agent, owner, current step with a "step k of n" progress bar (along the
+  journey's own path: ``admin_insights.progress_html``, the API's ``progress_of``), status,
+  turns, tokens, last activity; filters by agent, step, status and date; search by
+  conversation id (a prefix of 8+ characters or the UUID) or owner. A router's row shows the
+  journeys its conversation went through (``admin_insights.attach_routed``).
 - Journey page: the state as fields, the transcript as a conversation, the event
   timeline, and the step history (``journey.step_changed`` events with timestamps).
 - Actions: reset journeys to their initial state; export transcripts as JSON.
-- Funnel per agent (``.../journey/funnel/<agent_key>/``): how many journeys reached each
-  step and where they stopped, as server-drawn CSS bars, filterable by start date.
+- Funnel per agent (``.../journey/funnel/<agent_key>/``): from the step transitions
+  (``analytics.py``): per step, journeys that entered, are there now, left and to where,
+  completed or ended there, the median time; per branch (``?through=``) and date range;
+  with the journey's graph. A router's funnel: where its conversations were routed.
 
 Built for large tables: no N+1 queries (owners are joined, agents resolved from the
 in-process registry), no unfiltered COUNT(*) (``show_full_result_count = False`` and, on
@@ -189,6 +193,9 @@ def _progress_html(agent_key: str, step: str, state: Any = None) -> str:
 
 def funnel_rows(agent: Any, counts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Funnel figures from ``(step, status, n)`` aggregate rows, in the agent's step order.
+
+    Kept for callers of 0.4's API; the admin's funnel is ``analytics.journey_funnel`` (from
+    the step transitions, exact for branches and loops).
 
     "Reached" uses the enum order: a journey at step k reached every step <= k (steps are
     linear). "Stopped" is where journeys are now: active (still in progress there),

@@ -173,5 +173,50 @@ def funnel_context(
         "funnel": funnel,
         "agent_registered": agent is not None,
         "router": False,
+        "graph_html": graph_html(agent, funnel["edges"]) if agent is not None else "",
     }
     return context
+
+
+_KIND_LABELS = {
+    "next": "declared",
+    "loop": "declared, within a loop",
+    "back": "declared, back",
+    "observed": "observed only (not declared)",
+}
+
+
+def graph_html(agent: Any, observed: list[dict[str, Any]]) -> str:
+    """The journey's graph as a server-side list of edges: the declared transitions
+    (branches, loops, ways back) with the journeys that took each, and the transitions
+    taken that were not declared. No script, no CDN."""
+    from .management.commands.journey_graph import journey_edges
+
+    try:
+        edges = journey_edges(agent, observed)
+    except Exception:
+        return ""
+    rows = format_html_join(
+        "",
+        '<tr class="art-edge art-edge-{}" data-from="{}" data-to="{}"><td>{}</td>'
+        "<td>{} {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                edge["kind"],
+                edge["from"],
+                edge["to"],
+                edge["from"],
+                "⇢" if edge["kind"] in ("loop", "back") else "→",
+                edge["to"],
+                _KIND_LABELS.get(edge["kind"], edge["kind"]),
+                edge.get("journeys", 0),
+                edge.get("transitions", 0),
+            )
+            for edge in edges
+        ),
+    )
+    return format_html(
+        '<table class="art-graph"><thead><tr><th>From</th><th>To</th><th>Transition</th>'
+        "<th>Journeys</th><th>Times taken</th></tr></thead><tbody>{}</tbody></table>",
+        rows,
+    )

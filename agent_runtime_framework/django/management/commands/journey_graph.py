@@ -1,10 +1,14 @@
 """``manage.py journey_graph <agent_key>``: a journey's steps and tools as a Mermaid diagram.
 
 Steps appear in the order of the step enum, each with the tools offered there (asked from
-``get_tool_schemas`` on a state at that step). Edges follow the step order, labelled with
-the tools of the step they leave: tools are code, so the real transitions are not
-derived by running them (they may call backends). Terminal steps are drawn as stadiums.
-A router key draws the router with an edge to each of its journeys.
+``get_tool_schemas`` on a state at that step). Edges are the transitions the journey
+declares (``step_transitions``: its branches, loops and ways back; loops and ways back
+dotted), labelled with the tools of the step they leave; a journey that declares none gets
+edges along the step order. ``--observed`` adds what journeys in the database did
+(``journey.step_changed`` events): each edge's count of journeys (and of transitions when
+a loop repeats it), and thick edges for transitions taken but not declared. Tools are
+code, so transitions are not derived by running them (they may call backends). Terminal
+steps are drawn as stadiums. A router key draws the router with an edge to each journey.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ....agents.introspect import journey_steps, step_value
+from ....agents.progress import declared_transitions
 
 
 def _node_id(prefix: str, value: Any) -> str:
@@ -47,7 +52,43 @@ def _is_terminal(agent: Any, step: Any) -> bool:
         return False
 
 
-def journey_mermaid(agent: Any, *, prefix: str = "", indent: str = "    ") -> list[str]:
+def journey_edges(
+    agent: Any, observed: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The graph's edges: ``{"from", "to", "kind", "declared", "journeys", "transitions"}``.
+
+    Declared transitions (``step_transitions``) or, without them, the enum order; with
+    ``observed`` (``analytics.observed_transitions``) their counts, and the observed
+    transitions that were not declared (kind ``"observed"``).
+    """
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    declared = declared_transitions(agent)
+    if not declared:
+        values = [str(step_value(s)) for s in journey_steps(agent)]
+        declared = [(a, b, "next") for a, b in itertools.pairwise(values)]
+    for a, b, kind in declared:
+        edges[(a, b)] = {"from": a, "to": b, "kind": kind, "declared": True}
+    for seen in observed or ():
+        key = (str(seen["from"]), str(seen["to"]))
+        edge = edges.setdefault(
+            key, {"from": key[0], "to": key[1], "kind": "observed", "declared": False}
+        )
+        edge["journeys"] = int(seen.get("journeys", 0))
+        edge["transitions"] = int(seen.get("transitions", 0))
+    if observed is not None:
+        for edge in edges.values():
+            edge.setdefault("journeys", 0)
+            edge.setdefault("transitions", 0)
+    return list(edges.values())
+
+
+def journey_mermaid(
+    agent: Any,
+    *,
+    prefix: str = "",
+    indent: str = "    ",
+    observed: list[dict[str, Any]] | None = None,
+) -> list[str]:
     """Mermaid lines (without the ``flowchart`` header) for one journey agent."""
     steps = journey_steps(agent)
     if not steps:
@@ -71,12 +112,23 @@ def journey_mermaid(agent: Any, *, prefix: str = "", indent: str = "    ") -> li
             lines.append(f'{indent}{node}(["{_label(text)}"]):::terminal')
         else:
             lines.append(f'{indent}{node}["{_label(text)}"]')
-    for current, following in itertools.pairwise(steps):
-        offered = [name.split("(")[0] for name in tools[step_value(current)]]
-        edge = f"|{_label(' / '.join(offered))}|" if offered else ""
+    # Tools offered at every step (global tools) move no journey: not on the edges.
+    names = [{name.split("(")[0] for name in offered} for offered in tools.values()]
+    everywhere = set.intersection(*names) if len(names) > 1 else set()
+    for edge in journey_edges(agent, observed):
+        offered = [name.split("(")[0] for name in tools.get(edge["from"], [])]
+        offered = [name for name in offered if name not in everywhere] or offered
+        label = " / ".join(offered) if edge["declared"] else "not declared"
+        if "journeys" in edge:
+            count = f"{edge['journeys']} journey{'' if edge['journeys'] == 1 else 's'}"
+            if edge["transitions"] != edge["journeys"]:
+                count += f", {edge['transitions']} transitions"
+            label = f"{label}<br/>{count}" if label else count
+        arrow = {"loop": "-.->", "back": "-.->", "observed": "==>"}.get(edge["kind"], "-->")
+        text = f"|{_label(label)}|" if label else ""
         lines.append(
-            f"{indent}{_node_id(prefix, step_value(current))} -->{edge} "
-            f"{_node_id(prefix, step_value(following))}"
+            f"{indent}{_node_id(prefix, edge['from'])} {arrow}{text} "
+            f"{_node_id(prefix, edge['to'])}"
         )
     return lines
 
@@ -88,6 +140,11 @@ class Command(BaseCommand):
         parser.add_argument("agent_key", help="Key of a registered agent (or router).")
         parser.add_argument(
             "--direction", default="TD", choices=["TD", "LR"], help="Flowchart direction."
+        )
+        parser.add_argument(
+            "--observed",
+            action="store_true",
+            help="Add the transitions journeys took (from the database), with counts.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -108,7 +165,9 @@ class Command(BaseCommand):
                 prefix = _node_id("", journey_key) + "__"
                 group = _node_id("sg_", journey_key)
                 lines.append(f'    subgraph {group}["{_label(journey_key)}"]')
-                body = journey_mermaid(journey, prefix=prefix, indent="        ")
+                body = journey_mermaid(
+                    journey, prefix=prefix, indent="        ", observed=_observed(journey, options)
+                )
                 lines.extend(body)
                 lines.append("    end")
                 first = step_value(journey_steps(journey)[0])
@@ -116,6 +175,14 @@ class Command(BaseCommand):
                     f"    {router} -->|{_label(str(step_value(route)))}| {_node_id(prefix, first)}"
                 )
         else:
-            lines.extend(journey_mermaid(agent))
+            lines.extend(journey_mermaid(agent, observed=_observed(agent, options)))
         lines.append("    classDef terminal stroke-width:3px")
         self.stdout.write("\n".join(lines))
+
+
+def _observed(agent: Any, options: dict[str, Any]) -> list[dict[str, Any]] | None:
+    if not options.get("observed"):
+        return None
+    from ...analytics import observed_transitions
+
+    return observed_transitions(str(agent.key), agent)

@@ -15,10 +15,12 @@ a step) in the database, so it is exact for linear, branching and looping journe
 - ``median_seconds``: median time from entering the step to leaving it (closed visits).
 
 Filters: the agent (always), the journeys' start date range, and ``through`` (journeys
-that entered a step: one branch of a branching journey). Three queries whatever the data
-size: the visits aggregate, the medians (window functions, portable between SQLite and
-PostgreSQL), and the journeys' current (step, status). The partial index
-``art_event_steps`` (``agent_key, conversation, id`` of step-change events) serves them.
+that entered a step: one branch of a branching journey). Two queries whatever the data
+size: one pass over the visits (window functions, portable between SQLite and
+PostgreSQL: counts per step, next step and status, and the medians' middle rows) and the
+journeys' current (step, status). The partial index ``art_event_steps`` (``agent_key,
+conversation, id`` of step-change events) serves the first. Its cost grows with the step
+events it reads (``bench/bench_admin_scale.py``).
 
 Behind a router the step events carry the routed journey's key (``routed_journey_key``),
 so a journey's funnel counts it whether it ran alone or behind a front desk. A router's
@@ -98,22 +100,32 @@ def _visits_sql(
     until: dt.datetime | None,
     through: str | None,
 ) -> tuple[str, list[Any]]:
-    """CTEs ``j`` (journeys), ``v`` (entries into steps), ``s`` (each visit with the step
-    it went to next and when, and whether it is the journey's first visit of the step)."""
+    """CTEs ``j`` (journeys), ``v`` (entries into steps, with the journey's status), ``s``
+    (each visit with the step it went to next and when, and whether it is the journey's
+    first visit of the step), ``t`` (seconds spent, first use of the edge) and ``u`` (the
+    visit's rank by time spent within its step, for the median)."""
     journeys, params = _journeys_cte(agent_key, since, until, through)
+    seconds = _seconds_expr("s.left_at", "s.at")
     sql = (
         f"WITH j AS ({journeys}), "
         "v AS ("
         f"SELECT e.conversation_id AS cid, e.id AS ord, {_to_expr('e')} AS step, "
-        "e.created_at AS at "
+        "e.created_at AS at, j.status AS status "
         f"FROM {_q(JourneyEvent._meta.db_table)} e JOIN j ON j.cid = e.conversation_id "
         "WHERE e.agent_key = %s AND e.type = %s "
-        "UNION ALL SELECT j.cid, 0, %s, j.created_at FROM j), "
+        "UNION ALL SELECT j.cid, 0, %s, j.created_at, j.status FROM j), "
         "s AS (SELECT v.cid AS cid, v.ord AS ord, v.step AS step, v.at AS at, "
+        "v.status AS status, "
         "LEAD(v.step) OVER (PARTITION BY v.cid ORDER BY v.ord) AS next_step, "
         "LEAD(v.at) OVER (PARTITION BY v.cid ORDER BY v.ord) AS left_at, "
         "ROW_NUMBER() OVER (PARTITION BY v.cid, v.step ORDER BY v.ord) AS nth "
-        "FROM v) "
+        "FROM v), "
+        f"t AS (SELECT s.cid, s.ord, s.step, s.status, s.next_step, s.nth, {seconds} AS secs, "
+        "ROW_NUMBER() OVER (PARTITION BY s.cid, s.step, s.next_step ORDER BY s.ord) "
+        "AS nth_edge FROM s), "
+        "u AS (SELECT t.*, "
+        "ROW_NUMBER() OVER (PARTITION BY t.step ORDER BY t.secs IS NULL, t.secs) AS rn, "
+        "COUNT(t.secs) OVER (PARTITION BY t.step) AS cnt FROM t) "
     )
     return sql, [*params, agent_key, STEP_CHANGED, initial]
 
@@ -133,39 +145,39 @@ def journey_funnel(
     until: dt.datetime | None = None,
     through: str | None = None,
 ) -> dict[str, Any]:
-    """The funnel of one journey agent (three queries; see the module docstring).
+    """The funnel of one journey agent (two queries; see the module docstring).
 
-    ``agent`` gives the step order and the initial step (without it: the order of first
-    appearance, and the first recorded ``from``... is unknown, so pass it when you can).
+    ``agent`` gives the step order, the initial step and the declared branch points;
+    without it steps come in alphabetical order and the initial step is unknown.
     """
     initial = _initial_step(agent) if agent is not None else ""
     head, params = _visits_sql(agent_key, initial, since, until, through)
-    by_edge = (
-        head + ", t AS (SELECT s.*, j.status AS status, "
-        "ROW_NUMBER() OVER (PARTITION BY s.cid, s.step, s.next_step ORDER BY s.ord) AS nth_edge "
-        "FROM s JOIN j ON j.cid = s.cid) "
-        "SELECT step, next_step, status, COUNT(*), "
-        "SUM(CASE WHEN nth = 1 THEN 1 ELSE 0 END), "
-        "SUM(CASE WHEN nth_edge = 1 THEN 1 ELSE 0 END) "
-        "FROM t GROUP BY step, next_step, status"
-    )
-    seconds = _seconds_expr("left_at", "at")
-    medians = (
-        head + f", d AS (SELECT step, {seconds} AS secs FROM s WHERE left_at IS NOT NULL), "
-        "r AS (SELECT step, secs, ROW_NUMBER() OVER (PARTITION BY step ORDER BY secs) AS rn, "
-        "COUNT(*) OVER (PARTITION BY step) AS cnt FROM d) "
-        "SELECT step, AVG(secs) FROM r WHERE rn = (cnt + 1) / 2 OR rn = (cnt + 2) / 2 "
-        "GROUP BY step"
+    # One pass over the visits: counts per (step, next step, status), and the median's
+    # middle rows (the one or two ranked in the middle of their step) summed per group.
+    middle = "u.secs IS NOT NULL AND (u.rn = (u.cnt + 1) / 2 OR u.rn = (u.cnt + 2) / 2)"
+    visits = (
+        head + "SELECT u.step, u.next_step, u.status, COUNT(*), "
+        "SUM(CASE WHEN u.nth = 1 THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN u.nth_edge = 1 THEN 1 ELSE 0 END), "
+        f"SUM(CASE WHEN {middle} THEN u.secs END), "
+        f"SUM(CASE WHEN {middle} THEN 1 ELSE 0 END) "
+        "FROM u GROUP BY u.step, u.next_step, u.status"
     )
     journeys, jparams = _journeys_cte(agent_key, since, until, through)
     current = f"SELECT step, status, COUNT(*) FROM ({journeys}) j GROUP BY step, status"
     with connection.cursor() as cursor:
-        cursor.execute(by_edge, params)
-        edge_rows = cursor.fetchall()
-        cursor.execute(medians, params)
-        median_rows = cursor.fetchall()
+        cursor.execute(visits, params)
+        rows = cursor.fetchall()
         cursor.execute(current, jparams)
         current_rows = cursor.fetchall()
+    edge_rows = [r[:6] for r in rows]
+    sums: dict[Any, list[float]] = {}
+    for r in rows:
+        if r[7]:
+            total = sums.setdefault(r[0], [0.0, 0])
+            total[0] += float(r[6] or 0)
+            total[1] += int(r[7])
+    median_rows = [(step, total / n) for step, (total, n) in sums.items() if n]
     return _assemble(agent, edge_rows, median_rows, current_rows, through)
 
 

@@ -62,7 +62,7 @@ def test_onboarding_through_a_provider_sdk(
     assert "Great, Grace Hopper!" in say(page, "I'm Grace Hopper")
     assert "You're all set, Grace Hopper" in say(page, "grace@example.com")
     assert step(page) == "complete"
-    assert progress(page) == "Step 4 of 4"
+    assert progress(page) == "Step 3 of 3"
     shot(f"{provider} onboarding complete")
 
     requests = [r for r in fake.requests if r.path.endswith(path)]

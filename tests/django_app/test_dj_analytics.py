@@ -137,7 +137,7 @@ def test_the_funnel_of_the_quote_counts_branches_and_loops_exactly(
 
     with CaptureQueriesContext(connection) as few:
         funnel = journey_funnel("quote", agent)
-    assert len(few.captured_queries) == 3
+    assert len(few.captured_queries) == 2
     assert funnel["total"] == 3
     rows = _rows(funnel)
     # Steps in the enum's order; every step is listed.
@@ -203,7 +203,7 @@ def test_the_funnel_of_the_quote_counts_branches_and_loops_exactly(
     assert len(large.captured_queries) == len(small.captured_queries)
     with CaptureQueriesContext(connection) as many:
         funnel = journey_funnel("quote", agent, since=timezone.now() - dt.timedelta(days=1))
-    assert len(many.captured_queries) == 3 and funnel["total"] == 153
+    assert len(many.captured_queries) == 2 and funnel["total"] == 153
 
     # The list and the journey page: progress along the journey's own path.
     response = admin.get(reverse(CHANGELIST), {"agent": "quote", "status": "complete"})
@@ -356,3 +356,36 @@ def test_the_graph_draws_the_branches_and_loops_with_observed_counts(
     assert 'class="art-graph"' in html
     assert 'data-from="more_items" data-to="add_item"><td>more_items</td>' in html
     assert "observed only (not declared)" in html
+
+
+def test_the_median_time_spent_in_a_step() -> None:
+    """choose_cover left after 10, 20 and 60 s (median 20); add_driver after 5 and 7 s
+    (median 6, the mean of the middle two); more_drivers never left (no median)."""
+    start = timezone.now() - dt.timedelta(hours=1)
+    plans = [(10, 5), (20, 7), (60, None)]
+    for first, second in plans:
+        conversation = Conversation.objects.create(agent_key="quote")
+        step = "more_drivers" if second is not None else "add_driver"
+        journey = Journey.objects.create(conversation=conversation, agent_key="quote", step=step)
+        Journey.objects.filter(pk=journey.pk).update(created_at=start)
+        run = uuid.uuid4()
+        moves = [("choose_cover", "add_driver", first)]
+        if second is not None:
+            moves.append(("add_driver", "more_drivers", first + second))
+        for seq, (a, b, at) in enumerate(moves):
+            event = JourneyEvent.objects.create(
+                conversation=conversation,
+                agent_key="quote",
+                run_id=run,
+                seq=seq,
+                type="journey.step_changed",
+                payload={"from": a, "to": b},
+            )
+            JourneyEvent.objects.filter(pk=event.pk).update(
+                created_at=start + dt.timedelta(seconds=at)
+            )
+    rows = _rows(journey_funnel("quote", QuoteAgent()))
+    assert rows["choose_cover"]["median_seconds"] == pytest.approx(20, abs=0.01)
+    assert rows["add_driver"]["median_seconds"] == pytest.approx(6, abs=0.01)
+    assert rows["more_drivers"]["median_seconds"] is None
+    assert (rows["add_driver"]["entered"], rows["add_driver"]["now"]) == (3, 1)

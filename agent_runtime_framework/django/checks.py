@@ -395,6 +395,7 @@ def check_settings(raw: Any) -> list[checks.CheckMessage]:
         "PREPARED_STATEMENTS",
         "TRACING",
         "REDACT_MESSAGES",
+        "OFFER_ESCALATION",
     ):
         if flag in raw and not isinstance(raw[flag], bool):
             errors.append(
@@ -403,6 +404,15 @@ def check_settings(raw: Any) -> list[checks.CheckMessage]:
                     id="agent_runtime.E006",
                 )
             )
+    reply = raw.get("HANDOFF_REPLY", "set")
+    if not isinstance(reply, str) or not reply.strip():
+        errors.append(
+            checks.Error(
+                "AGENT_RUNTIME_FRAMEWORK['HANDOFF_REPLY'] must be a non-empty string (what the "
+                f"user reads while a person has the conversation), got {reply!r}.",
+                id="agent_runtime.E006",
+            )
+        )
     errors.extend(_check_observability(raw))
     runtimes = raw.get("RUNTIMES", [])
     if isinstance(runtimes, str) or not isinstance(runtimes, list | tuple):

@@ -174,3 +174,12 @@ def test_settings_check_runs_through_manage_py(settings: Any) -> None:
     settings.AGENT_RUNTIME_FRAMEWORK = {"BUSY_WAIT_SECONDS": -1}
     with pytest.raises(SystemCheckError, match=r"agent_runtime\.E006"):
         call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+def test_people_in_the_loop_settings_are_checked() -> None:
+    from agent_runtime_framework.django.checks import check_settings
+
+    assert check_settings({"OFFER_ESCALATION": True, "HANDOFF_REPLY": "A person will answer."}) == []
+    bad = check_settings({"OFFER_ESCALATION": "yes", "HANDOFF_REPLY": ""})
+    assert [m.id for m in bad] == ["agent_runtime.E006", "agent_runtime.E006"]
+    assert "OFFER_ESCALATION" in bad[0].msg and "HANDOFF_REPLY" in bad[1].msg

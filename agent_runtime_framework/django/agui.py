@@ -70,15 +70,14 @@ from .events import (
 )
 from .host import (
     TurnResult,
-    current_journey_row,
-    journey_status_complete,
     journeys_of_sync,
     progress_of,
     run_turn,
+    where_it_stands,
 )
 from .live import LiveEvent, LiveEventBus
 from .models import Conversation
-from .registry import find_journey_agent, get_runtime
+from .registry import get_runtime
 from .views import (
     ApiError,
     Caller,
@@ -406,19 +405,9 @@ def _thread_snapshot_sync(cid: uuid.UUID, agent_key: str, caller: Caller) -> dic
             f"This thread is a conversation with another agent ({row['agent_key']!r})",
             {"conversation_id": str(cid), "agent": row["agent_key"]},
         )
-    journey = current_journey_row(agent_key, journeys_of_sync([cid]).get(cid, []))
-    journey_key = journey["agent_key"] if journey else agent_key
-    step = (journey["step"] or None) if journey else None
-    state = dict(journey["state"]) if journey else {}
-    return {
-        "conversation_id": str(cid),
-        "agent": agent_key,
-        "journey": journey_key,
-        "step": step,
-        "progress": progress_of(find_journey_agent(journey_key), step, state or None),
-        "state": state,
-        "complete": journey_status_complete(journey),
-    }
+    stands = where_it_stands(agent_key, journeys_of_sync([cid]).get(cid, []))
+    del stands["status"]
+    return {"conversation_id": str(cid), "agent": agent_key, **stands}
 
 
 def _new_thread_snapshot(cid: uuid.UUID, agent_key: str, runtime: Any) -> dict[str, Any]:

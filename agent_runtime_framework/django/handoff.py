@@ -319,8 +319,7 @@ def intercept_turn_sync(
     if seq is None:
         return None
     from .conf import app_settings
-    from .host import current_journey_row, journeys_of_sync, progress_of
-    from .registry import find_journey_agent
+    from .host import journeys_of_sync, where_it_stands
 
     reply = str(app_settings().HANDOFF_REPLY)
     record_event(
@@ -330,18 +329,15 @@ def intercept_turn_sync(
         conversation_id=cid,
         agent_key=agent_key,
     )
-    row = current_journey_row(agent_key, journeys_of_sync([cid]).get(cid, []))
-    journey = str(row["agent_key"]) if row else agent_key
-    step = row["step"] if row else None
-    state = dict(row["state"]) if row else {}
+    stands = where_it_stands(agent_key, journeys_of_sync([cid]).get(cid, []))
     return {
         "conversation_id": str(cid),
         "reply": reply,
         "agent": agent_key,
-        "journey": journey,
-        "step": step or None,
-        "progress": progress_of(find_journey_agent(journey), step, state),
-        "state": state,
+        "journey": stands["journey"],
+        "step": stands["step"],
+        "progress": stands["progress"],
+        "state": stands["state"],
         "complete": False,
         "stopped_reason": "with_staff",
         "usage": {},

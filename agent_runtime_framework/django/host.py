@@ -900,6 +900,24 @@ def journey_status_complete(row: Mapping[str, Any] | None) -> bool:
     return bool(row and row.get("status") == JourneyStatus.COMPLETE)
 
 
+def where_it_stands(conversation_agent_key: str, journeys: list[dict[str, Any]]) -> dict[str, Any]:
+    """The current journey of a conversation as clients see it: journey, step, progress,
+    state, complete, status. One place for the API's detail, AG-UI's snapshot and the
+    answer given while a person has the conversation."""
+    row = current_journey_row(conversation_agent_key, journeys)
+    journey = str(row["agent_key"]) if row else conversation_agent_key
+    step = (row["step"] or None) if row else None
+    state = dict(row["state"]) if row else {}
+    return {
+        "journey": journey,
+        "step": step,
+        "progress": progress_of(find_journey_agent(journey), step, state or None),
+        "state": state,
+        "complete": journey_status_complete(row),
+        "status": row["status"] if row else "active",
+    }
+
+
 def journeys_of_sync(conversation_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """Journey rows (key, step, status, state, updated_at) per conversation."""
     found: dict[uuid.UUID, list[dict[str, Any]]] = {cid: [] for cid in conversation_ids}

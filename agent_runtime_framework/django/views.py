@@ -41,11 +41,11 @@ from .host import (
     UnknownAgent,
     current_journey_row,
     describe_llm,
-    journey_status_complete,
     journeys_of_sync,
     owns,
     progress_of,
     run_turn,
+    where_it_stands,
 )
 from .live import connect_signals, live_bus
 from .models import Conversation, JourneyEvent, JourneyMessage, JourneyStatus
@@ -526,7 +526,6 @@ def _owned_row_sync(cid: uuid.UUID, caller: Caller) -> Mapping[str, Any]:
 def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
     row = _owned_row_sync(cid, caller)
     rows = journeys_of_sync([cid]).get(cid, [])
-    journey = current_journey_row(row["agent_key"], rows)
     messages = list(
         JourneyMessage.objects.filter(conversation_id=cid)
         .order_by("-seq")
@@ -535,19 +534,10 @@ def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
         ]
     )
     messages.reverse()
-    journey_key = journey["agent_key"] if journey else row["agent_key"]
-    step = (journey["step"] or None) if journey else None
     return {
         "conversation_id": str(cid),
         "agent": row["agent_key"],
-        "journey": journey_key,
-        "step": step,
-        "progress": progress_of(
-            find_journey_agent(journey_key), step, journey["state"] if journey else None
-        ),
-        "state": dict(journey["state"]) if journey else {},
-        "complete": journey_status_complete(journey),
-        "status": journey["status"] if journey else "active",
+        **where_it_stands(row["agent_key"], rows),
         # Conversation control: every journey of the conversation, and the parked ones
         # (resumable by saying so) in the order they were parked.
         "journeys": _journeys_payload(row["agent_key"], rows),

@@ -12,25 +12,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.harness import (
-    ARTIFACTS,
-    ExampleServer,
-    _server_env,
-    _wait_until_up,
-    fresh_database,
-)
-from tests.browser.harness import _free_port as free_port
+from tests.browser.harness import ExampleServer, run_example_server
 from tests.http_api.conftest import (  # noqa: F401 - fixtures used by the tests here
     _db_threads_closed,
     asgi_server,
@@ -91,55 +82,7 @@ def agui_client() -> Callable[..., Any]:
     return run
 
 
-@contextlib.contextmanager
-def _example_server(name: str) -> Iterator[ExampleServer]:
-    """The example project with the offline stand-in under uvicorn on a fresh database."""
-    with fresh_database() as database_url:
-        env = _server_env(database_url)
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=CLIENT_DIR.parents[1],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if migrate.returncode != 0:
-            pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}", pytrace=False)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        log_path = ARTIFACTS / f"{name}.log"
-        port = free_port()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "example_project.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                cwd=CLIENT_DIR.parents[1],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = ExampleServer(f"http://127.0.0.1:{port}", env, log_path, process)
-        try:
-            _wait_until_up(server)
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def example_agui_server() -> Iterator[ExampleServer]:
-    with _example_server("example-server-agui") as server:
+    with run_example_server("example-server-agui", browser=False) as server:
         yield server

@@ -176,13 +176,17 @@ def _postgres_database(url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def run_example_server(name: str, llm_env: dict[str, str] | None = None) -> Iterator[ExampleServer]:
+def run_example_server(
+    name: str, llm_env: dict[str, str] | None = None, *, browser: bool = True
+) -> Iterator[ExampleServer]:
     """Migrate a fresh database and serve the example project on it with uvicorn.
 
     ``llm_env`` replaces the default model selection (the offline stand-in), e.g.
-    ``{"OPENAI_API_KEY": ..., "OPENAI_BASE_URL": ...}``.
+    ``{"OPENAI_API_KEY": ..., "OPENAI_BASE_URL": ...}``. ``browser=False`` for clients
+    other than chromium (the AG-UI Node client).
     """
-    require_chromium()  # no point starting a server the tests cannot drive
+    if browser:
+        require_chromium()  # no point starting a server the tests cannot drive
     with fresh_database() as database_url:
         env = _server_env(database_url)
         if llm_env is not None:

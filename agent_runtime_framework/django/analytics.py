@@ -59,6 +59,12 @@ def _seconds_expr(later: str, earlier: str) -> str:
     return f"((julianday({later}) - julianday({earlier})) * 86400.0)"
 
 
+def _db_time(value: dt.datetime) -> Any:
+    """A datetime as the backend stores it: raw SQL gets no field conversion, and on
+    SQLite an aware local time compared as text with stored UTC is off by the offset."""
+    return connection.ops.adapt_datetimefield_value(value)
+
+
 def _q(name: str) -> str:
     return str(connection.ops.quote_name(name))
 
@@ -74,10 +80,10 @@ def _journeys_cte(
     params: list[Any] = [agent_key]
     if since is not None:
         where.append("jr.created_at >= %s")
-        params.append(since)
+        params.append(_db_time(since))
     if until is not None:
         where.append("jr.created_at < %s")
-        params.append(until)
+        params.append(_db_time(until))
     if through is not None:
         where.append(
             f"EXISTS (SELECT 1 FROM {_q(JourneyEvent._meta.db_table)} x "

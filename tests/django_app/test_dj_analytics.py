@@ -389,3 +389,20 @@ def test_the_median_time_spent_in_a_step() -> None:
     assert rows["add_driver"]["median_seconds"] == pytest.approx(6, abs=0.01)
     assert rows["more_drivers"]["median_seconds"] is None
     assert (rows["add_driver"]["entered"], rows["add_driver"]["now"]) == (3, 1)
+
+
+def test_the_date_range_compares_instants_not_local_wall_clocks(
+    quote: tuple[QuoteAgent, ScriptedLLM], admin_user: Any
+) -> None:
+    """CI once ran at 00:40 UTC with Chicago as the site's zone: "since tomorrow" still
+    counted today's journeys on SQLite, which compared the local wall clock as text."""
+    from zoneinfo import ZoneInfo
+
+    agent, llm = quote
+    _play("quote", llm, CAR_STOPPED, admin_user)
+    behind = ZoneInfo("Etc/GMT+12")  # twelve hours behind UTC, whatever the hour here
+    in_an_hour = (timezone.now() + dt.timedelta(hours=1)).astimezone(behind)
+    an_hour_ago = (timezone.now() - dt.timedelta(hours=1)).astimezone(behind)
+    assert journey_funnel("quote", agent, since=in_an_hour)["total"] == 0
+    assert journey_funnel("quote", agent, since=an_hour_ago)["total"] == 1
+    assert journey_funnel("quote", agent, until=an_hour_ago)["total"] == 0

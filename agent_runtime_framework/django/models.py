@@ -30,6 +30,8 @@ __all__ = [
     "JourneyEvent",
     "JourneyMessage",
     "JourneyStatus",
+    "Run",
+    "RunStatus",
 ]
 
 
@@ -229,3 +231,64 @@ class JourneyEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run_id", "seq"], name="art_event_unique_run_seq")
         ]
+
+
+class RunStatus(models.TextChoices):
+    """Where a queued turn is (``queued.py``)."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Run(models.Model):
+    """A user message waiting for, or played by, a queued turn (``TURNS = "queued"``).
+
+    The row is the message's durable home from the moment it is posted until a worker
+    stores it in the history (``message_seq``) and plays it. Runs of one conversation are
+    played one at a time in ``id`` order, on whichever worker holds the conversation's
+    claim; the run id is the turn's ``run_id`` on its events.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    run_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="runs")
+    #: The id clients know the message by (in the 202 answer, and in its stored metadata).
+    message_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    message = models.TextField()
+    status = models.CharField(
+        max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    #: The message's ``seq`` in the history once a worker stored it (never stored twice).
+    message_seq = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    #: The turn (``TurnResult.to_dict()``) when done; the error when failed.
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "arf_run"
+        ordering = ["id"]
+        indexes = [
+            # The next run of a conversation: its oldest unfinished one.
+            models.Index(
+                fields=["conversation", "id"],
+                name="art_run_pending",
+                condition=models.Q(status__in=["queued", "running"]),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "idempotency_key"],
+                name="art_run_idempotency",
+                condition=~models.Q(idempotency_key=""),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} ({self.status})"

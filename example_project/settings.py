@@ -12,6 +12,7 @@ Environment variables:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -106,12 +107,35 @@ LOGIN_URL = "admin:login"
 # Where urls.py mounts the journeys API; the chat page's script is told the same prefix.
 CHAT_API_PREFIX = "api/"
 
+#: Claims above this amount wait for staff approval before they are filed (journeys/claim.py).
+CLAIM_APPROVAL_ABOVE = 10_000
+
 AGENT_RUNTIME_FRAMEWORK = {
     # The chat page works without logging in; conversations belong to the browser session.
     "ALLOW_ANONYMOUS": True,
     # No API key configured? Use the rule-based offline stand-in (the page says so).
     "ALLOW_OFFLINE_STANDIN": True,
+    # AGENT_RUNTIME_TURNS=queued: each message is stored and played by a worker
+    # (``manage.py db_worker``; with AGENT_RUNTIME_QUEUE=celery, a Celery worker).
+    "TURNS": os.environ.get("AGENT_RUNTIME_TURNS", "inline"),
+    "QUEUE": os.environ.get("AGENT_RUNTIME_QUEUE", "tasks"),
+    "LIVE_EVENTS": os.environ.get("AGENT_RUNTIME_LIVE_EVENTS", "auto"),
 }
+if os.environ.get("AGENT_RUNTIME_LEASE_SECONDS"):
+    AGENT_RUNTIME_FRAMEWORK["LEASE_SECONDS"] = float(os.environ["AGENT_RUNTIME_LEASE_SECONDS"])
+
+# Queued turns on Django's tasks framework, stored in this database (django-tasks-db, the
+# "tasks" extra; on Django 5.2 with the django-tasks backport).
+if importlib.util.find_spec("django_tasks_db") is not None:
+    if importlib.util.find_spec("django.tasks") is None:
+        INSTALLED_APPS.append("django_tasks")
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Celery (AGENT_RUNTIME_QUEUE=celery): the broker, e.g. redis://127.0.0.1:6379/0.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
+CELERY_TASK_ACKS_LATE = True
 
 LOGGING = {
     "version": 1,

@@ -9,7 +9,12 @@ from typing import Any
 
 from ..executor.loop import ToolCallRecord
 
-__all__ = ["AgentContext", "AgentMessage", "AgentResult", "JourneyConfig"]
+__all__ = ["INPUT_STORED_KEY", "AgentContext", "AgentMessage", "AgentResult", "JourneyConfig"]
+
+#: ``ctx.metadata[INPUT_STORED_KEY] = True``: the host already stored the run's input in
+#: the history (a queued turn stores it with the claim, so a retried turn never stores it
+#: twice). The agent reads it for routing but does not append it again.
+INPUT_STORED_KEY = "_arf_input_stored"
 
 
 @dataclass(slots=True)

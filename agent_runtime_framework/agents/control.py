@@ -29,6 +29,7 @@ from ..executor.loop import StepView
 from ..tools.base import BaseJourneyTools, ToolResult, ToolSpec
 from ..tools.executors import ToolExecutor
 from ..tools.schema import ToolSchema, ToolSchemaBuilder
+from .approvals import APPROVAL_TOOL, ApprovalSession, run_approved
 from .people import ESCALATION_TOOL, Escalation
 
 __all__ = [
@@ -238,6 +239,7 @@ class ControlledToolExecutor(ToolExecutor):
 
     __slots__ = (
         "agent",
+        "approvals",
         "control",
         "escalation",
         "events",
@@ -255,6 +257,7 @@ class ControlledToolExecutor(ToolExecutor):
         revisions: Revisions,
         control: ConversationControl | None,
         escalation: Escalation | None = None,
+        approvals: ApprovalSession | None = None,
     ) -> None:
         self.agent = agent
         self.state = state
@@ -263,6 +266,8 @@ class ControlledToolExecutor(ToolExecutor):
         self.control = control
         #: The built-in ``talk_to_a_person`` tool (agents/people.py), when offered.
         self.escalation = escalation
+        #: Tools that need approval and the built-in ``answer_approval`` (approvals.py).
+        self.approvals = approvals
         self.offers: dict[str, RevisionOffer] = {}
         self.events: list[dict[str, Any]] = []
 
@@ -274,10 +279,14 @@ class ControlledToolExecutor(ToolExecutor):
         view: StepView = self.agent.step_view(state)
         control = self.control
         escalation = self.escalation
-        if (control is not None and control.requested is not None) or (
-            escalation is not None and escalation.requested is not None
+        approvals = self.approvals
+        if (
+            (control is not None and control.requested is not None)
+            or (escalation is not None and escalation.requested is not None)
+            or (approvals is not None and approvals.requested is not None)
         ):
-            # The turn moves to another journey or to a person: nothing more runs here.
+            # The turn moves to another journey or to a person, or waits for an
+            # approval: nothing more runs here.
             self.offers = {}
             return StepView(view.system_prompt, [], view.step)
         self.offers = self.revisions.offers(self.agent, state, view.tools)
@@ -286,6 +295,8 @@ class ControlledToolExecutor(ToolExecutor):
             extra += control.tools()
         if escalation is not None:
             extra += escalation.tools()
+        if approvals is not None:
+            extra += approvals.tools()
         if not extra:
             return view
         return StepView(view.system_prompt, [*view.tools, *extra], view.step)
@@ -296,6 +307,16 @@ class ControlledToolExecutor(ToolExecutor):
             return control.switch(str(arguments["journey"]))
         if self.escalation is not None and name == ESCALATION_TOOL:
             return self.escalation.request(str(arguments.get("reason") or ""))
+        approvals = self.approvals
+        if approvals is not None:
+            if name == APPROVAL_TOOL:
+                return await approvals.answer(
+                    str(arguments.get("decision") or ""),
+                    lambda call: run_approved(self.agent, self.tools, call, approvals.gate),
+                )
+            approver = approvals.needs(name, self.tools, arguments)
+            if approver is not None:
+                return await approvals.hold(name, arguments, approver)
         offer = self.offers.get(name)
         if offer is not None:
             return await self._revise(offer, arguments)

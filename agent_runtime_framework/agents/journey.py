@@ -20,8 +20,17 @@ from ..state.serializer import StateSerializer
 from ..tools.base import BaseJourneyTools
 from ..tools.executors import ToolExecutor
 from ..tools.schema import ToolSchema
+from .approvals import (
+    APPROVALS_KEY,
+    ApprovalGate,
+    ApprovalSession,
+    InMemoryApprovalGate,
+    PendingCall,
+    approval_messages,
+    run_approved,
+)
 from .base import BaseAgent
-from .context import AgentContext, AgentResult, JourneyConfig
+from .context import INPUT_STORED_KEY, AgentContext, AgentResult, JourneyConfig
 from .control import CONTROL_KEY, ControlledToolExecutor, Revisions
 from .people import ESCALATION_KEY, Escalation, escalation_enabled
 
@@ -151,6 +160,7 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
         self._custom_save = type(self).save_state is not JourneyAgent.save_state
         self._revisions: Revisions | None = None
         self._revisable: bool | None = None  # whether any answer is revisable (cached)
+        self._approval_gate: ApprovalGate | None = None  # in-process default (no host)
 
     @property
     def revisions(self) -> Revisions:
@@ -261,6 +271,8 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 saved = None
 
             new_input = new_input_messages(ctx.input_messages)
+            if new_input and ctx.metadata.get(INPUT_STORED_KEY):
+                new_input = []  # already the history's last message (a queued turn)
             budget = self.config.history_token_budget
             history = (
                 loaded.messages
@@ -268,6 +280,19 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 else history_window(loaded.messages, max_messages=limit, max_tokens=budget)
             )
             repaired = close_open_tool_calls(history)
+            approvals = await self._approval_session(ctx, conversation_id)
+            tools: Any = None
+            if approvals is not None:
+                decided = await approvals.gate.to_apply(conversation_id, key)
+                if decided:
+                    # Approved or rejected since the last turn (or a crash before their
+                    # outcome was committed): their outcome enters the history first.
+                    tools = self.create_tools(state, ctx)
+                    state, saved = await self._apply_decided(
+                        conversation_id, decided, tools, state, saved, repaired, approvals.gate
+                    )
+                    history.extend(history_tail(decided))
+                    repaired = []
             history.extend(new_input)
 
             if self.is_terminal_state(state) and self._closing(new_input):
@@ -277,7 +302,8 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                     "", state, new_input, step=getattr(state, "step", None), complete=True
                 )
 
-            tools = self.create_tools(state, ctx)
+            if tools is None:
+                tools = self.create_tools(state, ctx)
             control = ctx.metadata.get(CONTROL_KEY)
             escalation = self._escalation(ctx)
             revisable = self._revisable
@@ -285,16 +311,16 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 revisable = self._revisable = bool(self.revisions)
             holder: _StateHolder | ControlledToolExecutor
             cancelled = ctx.cancelled
-            if control is None and not revisable and escalation is None:
+            if control is None and not revisable and escalation is None and approvals is None:
                 holder = _StateHolder(self, state, tools)
             else:
                 # Corrections, the router's switch tool and/or the escalation tool join
                 # the step's tools.
                 holder = ControlledToolExecutor(
-                    self, state, tools, self.revisions, control, escalation
+                    self, state, tools, self.revisions, control, escalation, approvals
                 )
-                if control is not None or escalation is not None:
-                    cancelled = _until_switched(control, ctx.cancelled, escalation)
+                if control is not None or escalation is not None or approvals is not None:
+                    cancelled = _until_switched(control, ctx.cancelled, escalation, approvals)
             pending: list[dict[str, Any]] = repaired + new_input
             last_committed: ToolCallRecord | None = None
             last_complete = False  # is_terminal_state at the last commit
@@ -362,6 +388,12 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 assert escalation is not None
                 outcome.content = escalation.reply
                 outcome.messages.append({"role": "assistant", "content": escalation.reply})
+            held = approvals.requested if approvals is not None else None
+            if held is not None and not outcome.content.strip():
+                # A call waits for approval: the user is asked, or told staff will decide.
+                assert approvals is not None
+                outcome.content = approvals.reply()
+                outcome.messages.append({"role": "assistant", "content": outcome.content})
             final_state = holder.current()
             calls = outcome.tool_calls
             if saved is not None and (not calls or calls[-1] is last_committed):
@@ -388,6 +420,9 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
             )
             if changed and self._custom_save:
                 await self.save_state(ctx, final_state)
+            if approvals is not None:
+                for call in approvals.settled:  # their outcome is committed now
+                    await approvals.gate.settle(call)
             # Positional (in field order): a dozen keyword arguments cost as much again.
             result = AgentResult(
                 outcome.content,  # response
@@ -405,7 +440,114 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
                 result.metadata["control_events"] = holder.events
             if escalation is not None and escalation.requested is not None:
                 result.metadata["escalation"] = escalation.outcome()
+            if held is not None:
+                result.metadata["approval"] = {
+                    "id": held.id,
+                    "tool": held.tool,
+                    "approver": held.approver,
+                    "summary": held.summary,
+                }
+                result.stopped_reason = "approval_pending"
             return result
+
+    # -- tools that need approval (agents/approvals.py) ----------------------------------
+    def approval_specs(self) -> dict[str, Any]:
+        """``{tool name: (spec, schema)}`` of the ``@tool(needs_approval=...)`` methods."""
+        tools_class = self.tools_class
+        if not (isinstance(tools_class, type) and issubclass(tools_class, BaseJourneyTools)):
+            return {}
+        return {
+            spec.name: (spec, schema)
+            for spec, schema in tools_class.declared_tools()
+            if spec.needs_approval is not None
+        }
+
+    def approval_gate(self, metadata: dict[str, Any]) -> ApprovalGate:
+        """The host's gate (lent in the run's metadata), else this agent's in-process one."""
+        lent = metadata.get(APPROVALS_KEY)
+        if isinstance(lent, ApprovalGate):
+            return lent
+        if self._approval_gate is None:
+            self._approval_gate = InMemoryApprovalGate()
+        return self._approval_gate
+
+    async def _approval_session(
+        self, ctx: AgentContext, conversation_id: Any
+    ) -> ApprovalSession | None:
+        specs = self.approval_specs()
+        if not specs:
+            return None
+        session = ApprovalSession(
+            self.approval_gate(ctx.metadata), conversation_id, self.key, specs
+        )
+        await session.load()
+        return session
+
+    async def _apply_decided(
+        self,
+        conversation_id: Any,
+        decided: list[PendingCall],
+        tools: Any,
+        state: Any,
+        saved: dict[str, Any] | None,
+        before: list[dict[str, Any]],
+        gate: ApprovalGate,
+        *,
+        final: bool = False,
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """Run the approved calls, report the rejected ones, commit it all at once, settle.
+
+        Inside the claim. The gate's markers go into the same commit, so a crash before it
+        leaves the calls to apply again, and after it they are never run again.
+        """
+        messages = list(before)
+        for call in decided:
+            if call.status == "approved":
+                await run_approved(self, tools, call, gate)
+            messages.extend(approval_messages(call))
+        current = getattr(tools, "state", state)
+        data = self.state_to_dict(current)
+        changed = data != saved
+        await self.memory.commit(
+            conversation_id,
+            self.key,
+            state=data if changed else None,
+            messages=messages,
+            info=CommitInfo(
+                getattr(current, "step", None),
+                self.is_terminal_state(current),
+                0,
+                False,
+                final=final,
+            ),
+        )
+        for call in decided:
+            await gate.settle(call)
+        return current, data
+
+    async def apply_approvals(
+        self, conversation_id: Any, *, metadata: dict[str, Any] | None = None
+    ) -> list[PendingCall]:
+        """Apply the decided calls of this journey now (no model call): run the approved
+        ones once, report the rejected ones. Hosts call it after a decision; the next turn
+        does it anyway. Returns the calls applied."""
+        ctx = AgentContext(conversation_id=conversation_id, metadata=dict(metadata or {}))
+        specs = self.approval_specs()
+        if not specs:
+            return []
+        gate = self.approval_gate(ctx.metadata)
+        key = self.key
+        async with self.memory.claim(conversation_id, key, owner=ctx.metadata.get("owner")):
+            decided = await gate.to_apply(conversation_id, key)
+            if not decided:
+                return []
+            loaded = await self.memory.load_state(conversation_id, key)
+            state = self.state_from_dict(loaded) if loaded else self.get_initial_state()
+            tools = self.create_tools(state, ctx)
+            await self._apply_decided(
+                conversation_id, decided, tools, state, loaded or None, [], gate, final=True
+            )
+        return decided
 
     def _escalation(self, ctx: AgentContext) -> Escalation | None:
         """This run's escalation tool, when the journey offers it (the host's, if lent)."""
@@ -425,14 +567,22 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
         return self._executor
 
 
-def _until_switched(control: Any, cancelled: Any, escalation: Any = None) -> Any:
-    """The run's cancel check: also stop once the model switched to another journey or
-    handed the conversation to a person."""
+def history_tail(decided: list[PendingCall]) -> list[dict[str, Any]]:
+    """The messages the outcomes of ``decided`` add to the history (in order)."""
+    return [message for call in decided for message in approval_messages(call)]
+
+
+def _until_switched(
+    control: Any, cancelled: Any, escalation: Any = None, approvals: Any = None
+) -> Any:
+    """The run's cancel check: also stop once the model switched to another journey,
+    handed the conversation to a person or called a tool that waits for approval."""
 
     def check() -> bool:
         return (
             (control is not None and control.requested is not None)
             or (escalation is not None and escalation.requested is not None)
+            or (approvals is not None and approvals.requested is not None)
             or (cancelled is not None and bool(cancelled()))
         )
 

@@ -26,7 +26,7 @@ from ..executor.loop import LLMExecutor, LLMExecutorConfig
 from ..memory.manager import CommitInfo, MemoryManager
 from ..router.intent import IntentDetector, IntentRouter
 from ..tools.executors import CallableToolExecutor
-from .context import AgentContext, AgentResult
+from .context import INPUT_STORED_KEY, AgentContext, AgentResult
 from .control import (
     CONTROL_KEY,
     JOURNEY_ABANDONED,
@@ -59,6 +59,7 @@ _ROUTED_JOURNEY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 def routed_journey_key() -> str | None:
     """The agent key of the journey a router is running in this task (None: none)."""
     return _ROUTED_JOURNEY.get()
+
 
 JourneyT = TypeVar("JourneyT")
 
@@ -376,9 +377,7 @@ class RoutedJourneyAgent(Generic[JourneyT]):
                 stopped_reason="escalated",
                 metadata={"escalation": escalation.outcome()},
             )
-            await self.memory.append_messages(
-                conversation_id, added if stored else reply.messages
-            )
+            await self.memory.append_messages(conversation_id, added if stored else reply.messages)
             return None, "escalation", reply
         text = " ".join(str(m.get("content") or "") for m in new_input)
         detected = self.detector.detect_journey(text) if text else None
@@ -419,7 +418,9 @@ class RoutedJourneyAgent(Generic[JourneyT]):
         stored: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         if journey is None:
-            if not self.memory.commits_in_process:
+            if ctx.metadata.get(INPUT_STORED_KEY):
+                stored = new_input_messages(ctx.input_messages)  # the host stored it
+            elif not self.memory.commits_in_process:
                 # The user's message is durable before the routing model is called; the
                 # journey then finds it in the history rather than in the input.
                 stored = new_input_messages(ctx.input_messages)

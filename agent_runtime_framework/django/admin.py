@@ -47,6 +47,7 @@ from ..state.serializer import VERSION_KEY
 from . import admin_insights as insights
 from .admin_console import ConversationConsoleAdmin  # noqa: F401  (registers the staff console)
 from .models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
+from .usage import event_usage, price_table
 
 __all__ = ["EstimatedCountPaginator", "JourneyAdmin", "funnel_rows"]
 
@@ -315,9 +316,7 @@ class JourneyAdmin(admin.ModelAdmin):
         prefix = insights.conversation_id_range(term)
         if prefix is not None:  # an id prefix, as the list shows it: an indexed range
             lowest, highest = prefix
-            return queryset.filter(
-                conversation_id__gte=lowest, conversation_id__lte=highest
-            ), False
+            return queryset.filter(conversation_id__gte=lowest, conversation_id__lte=highest), False
         return queryset.filter(
             Q(owner__username__icontains=term) | Q(owner__email__icontains=term)
         ), False
@@ -372,8 +371,14 @@ class JourneyAdmin(admin.ModelAdmin):
             .order_by("-id")
             .values("type", "payload", "created_at", "run_id", "seq", "agent_key")[:DETAIL_EVENTS]
         )
+        prices = price_table()
         events = [
-            {**e, "payload_json": json.dumps(e["payload"], indent=1, ensure_ascii=False)}
+            {
+                **e,
+                "payload_json": json.dumps(e["payload"], indent=1, ensure_ascii=False),
+                # A turn's tokens and cost, on the event that records them (usage.py).
+                "usage": _usage_line(event_usage(e["type"], e["payload"], prices)),
+            }
             for e in reversed(latest)
         ]
         # The newest step changes, newest first and limited: the planner then walks the
@@ -405,8 +410,7 @@ class JourneyAdmin(admin.ModelAdmin):
                     "step": payload.get("to"),
                     "from": payload.get("from"),
                     "at": item["created_at"],
-                    "reason": payload.get("reason", "")
-                    or (item["agent_key"] if router else ""),
+                    "reason": payload.get("reason", "") or (item["agent_key"] if router else ""),
                 }
             )
         state = journey.state if isinstance(journey.state, dict) else {}
@@ -442,6 +446,9 @@ class JourneyAdmin(admin.ModelAdmin):
             "step_history": step_history,
             "step_history_cut": steps_cut,
             "progress_html": _progress_html(journey.agent_key, journey.step, journey.state),
+            "usage_html": insights.usage_html(
+                insights.journey_usage(journey, journey.conversation.agent_key)
+            ),
             "is_router": router,
             "agent_registered": agent is not None,
             "funnel_url": reverse(
@@ -581,12 +588,11 @@ class JourneyAdmin(admin.ModelAdmin):
         figures: dict[str, Any] = {"funnel": None, "agent_registered": False, "router": False}
         if agent_key:
             # From the step transitions (analytics.py): exact for branches and loops.
-            figures = insights.funnel_context(
-                agent_key,
-                since=_start_of(since) if since else None,
-                until=_start_of(until + dt.timedelta(days=1)) if until else None,
-                through=through,
-            )
+            start = _start_of(since) if since else None
+            end = _start_of(until + dt.timedelta(days=1)) if until else None
+            figures = insights.funnel_context(agent_key, since=start, until=end, through=through)
+            # Tokens and cost of the agent's turns in the range (one grouped query).
+            figures["usage_html"] = insights.agent_usage_html(agent_key, since=start, until=end)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -632,6 +638,17 @@ def _readable(value: Any) -> str:
     if value is None or value == "":
         return "—"
     return str(value)
+
+
+def _usage_line(usage: Mapping[str, Any] | None) -> str:
+    """The event timeline's "15 tokens (10 in / 5 out) · gpt-4o-mini · cost 0.000005"."""
+    if usage is None:
+        return ""
+    return (
+        f"{usage['total_tokens']} tokens ({usage['prompt_tokens']} in / "
+        f"{usage['completion_tokens']} out) · {usage['model'] or 'unknown model'} · "
+        f"cost {insights.cost_text(usage['cost'])}"
+    )
 
 
 def _transcript_entry(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from .approvals import (
+    AlreadyDecided,
+    ApprovalError,
+    approvals_of,
+    decide_and_apply,
+    pending_approvals,
+)
 from .handoff import (
     AlreadyTaken,
     HandoffError,
@@ -31,7 +38,7 @@ from .handoff import (
     take_over,
 )
 from .host import current_journey_row, journeys_of_sync
-from .models import Conversation, JourneyMessage
+from .models import Approval, Conversation, JourneyMessage
 
 __all__ = ["ConversationConsoleAdmin"]
 
@@ -54,7 +61,10 @@ def _message_row(row: JourneyMessage) -> dict[str, Any]:
 
 
 def _waiting(conversation: Conversation) -> str:
-    since = conversation.handoff_requested_at
+    return _since(conversation.handoff_requested_at)
+
+
+def _since(since: Any) -> str:
     if since is None:
         return ""
     seconds = int((timezone.now() - since).total_seconds())
@@ -139,6 +149,21 @@ class ConversationConsoleAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "title": "Conversations waiting for a person",
             "queue": queue,
+            # Tools that need approval (approvals.py): every pending one, oldest first.
+            "approvals": [
+                {
+                    "conversation": a.conversation_id,
+                    "waiting": _since(a.created_at),
+                    "journey": a.agent_key,
+                    "tool": a.tool,
+                    "summary": a.summary,
+                    "approver": a.approver,
+                    "url": reverse(
+                        "admin:agent_runtime_conversation_console", args=[a.conversation_id]
+                    ),
+                }
+                for a in pending_approvals()[:200]
+            ],
         }
         return TemplateResponse(request, self.change_list_template, context)
 
@@ -185,6 +210,7 @@ class ConversationConsoleAdmin(admin.ModelAdmin):
             "last_seq": recent[-1].seq if recent else -1,
             "journeys": journeys,
             "current": current,
+            "approvals": approvals_of(conversation.id),
             "poll_url": reverse(
                 "admin:agent_runtime_conversation_console_poll", args=[conversation.id]
             ),
@@ -205,10 +231,26 @@ class ConversationConsoleAdmin(admin.ModelAdmin):
             elif action == "hand_back":
                 hand_back(conversation.id, request.user)
                 messages.success(request, "Handed back to the assistant.")
+            elif action in ("approve", "reject"):
+                row = decide_and_apply(
+                    conversation.id,
+                    request.POST.get("approval_id", ""),
+                    action == "approve",
+                    by=display_name(request.user),
+                    user=request.user,
+                    as_staff=True,
+                )
+                messages.success(request, f"{row.tool}: {row.get_status_display().lower()}.")
             else:
                 messages.error(request, f"Unknown action {action!r}.")
         except AlreadyTaken as exc:
             messages.error(request, f"{exc.by} is already handling this conversation.")
+        except AlreadyDecided as exc:
+            messages.error(request, f"This approval is already {exc.status}.")
+        except Approval.DoesNotExist:
+            messages.error(request, "No such approval in this conversation.")
+        except ApprovalError as exc:
+            messages.error(request, str(exc))
         except (HandoffError, ValueError) as exc:
             messages.error(request, str(exc))
 

@@ -8,7 +8,10 @@ and the graph (kept out of ``admin.py``, which wires them in).
   through and the current one.
 - Search: ``conversation_id_range`` turns an id prefix (the 8 characters the list shows)
   into an indexed range.
-- Funnel: ``funnel_context`` (``analytics.journey_funnel`` / ``router_funnel``).
+- Funnel: ``funnel_context`` (``analytics.journey_funnel`` / ``router_funnel``), with
+  the agent's usage and cost (``usage.agent_usage``).
+- Usage: ``usage_html`` renders a ``usage.UsageSummary`` (tokens and cost per model);
+  ``journey_usage`` picks one journey's share of its conversation.
 """
 
 from __future__ import annotations
@@ -17,20 +20,28 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.utils.html import format_html, format_html_join
 
 from .models import Journey, JourneyStatus
 
+if TYPE_CHECKING:
+    from .usage import UsageSummary
+
 __all__ = [
+    "agent_usage_html",
     "attach_routed",
     "conversation_id_range",
+    "cost_text",
     "funnel_context",
     "is_router",
+    "journey_usage",
     "progress_html",
     "routed_html",
     "runtime_for",
+    "usage_html",
 ]
 
 #: An id prefix: at least the 8 characters the list shows (shorter terms are owner names).
@@ -176,6 +187,83 @@ def funnel_context(
         "graph_html": graph_html(agent, funnel["edges"]) if agent is not None else "",
     }
     return context
+
+
+def agent_usage_html(
+    agent_key: str, *, since: dt.datetime | None, until: dt.datetime | None
+) -> str:
+    """The agent's turns, tokens and cost in the range (its share behind routers too)."""
+    from .registry import registered_runtimes
+    from .usage import agent_usage
+
+    routers = [
+        key
+        for key, runtime in registered_runtimes().items()
+        if is_router(runtime) and any(a.key == agent_key for a in runtime.agents.values())
+    ]
+    return usage_html(agent_usage(agent_key, routers=routers, since=since, until=until))
+
+
+def cost_text(cost: Decimal | None) -> str:
+    """A cost in the currency of ``PRICES`` ("n/a": no price for the model)."""
+    if cost is None:
+        return "n/a"
+    return f"{cost:.6f}" if cost < 1 else f"{cost:,.2f}"
+
+
+def journey_usage(journey: Any, conversation_agent_key: str) -> UsageSummary:
+    """One journey row's usage: a plain journey's or a router's row counts the whole
+    conversation (as its ``turns``/``total_tokens`` do), a journey behind a router its
+    own turns (one query)."""
+    from .usage import UsageSummary, conversation_usage
+
+    per_journey = conversation_usage(journey.conversation_id)
+    if journey.agent_key == conversation_agent_key:
+        return per_journey["*"]
+    return per_journey.get(journey.agent_key) or UsageSummary()
+
+
+def usage_html(summary: UsageSummary) -> str:
+    """Turns, tokens (input / output) and cost, per model and in total."""
+    if not summary.turns and not summary.total_tokens:
+        return format_html('<p class="art-muted art-usage">{}</p>', "No token usage recorded.")
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                m["model"] or "(unknown model)",
+                m["turns"],
+                m["prompt_tokens"],
+                m["completion_tokens"],
+                m["total_tokens"],
+                cost_text(m["cost"]),
+            )
+            for m in summary.models
+        ),
+    )
+    unpriced = (
+        format_html(
+            '<p class="art-muted">No price in PRICES for: {}; their tokens are not in the '
+            "cost.</p>",
+            ", ".join(m or "(unknown model)" for m in summary.unpriced),
+        )
+        if summary.unpriced
+        else ""
+    )
+    return format_html(
+        '<table class="art-usage"><thead><tr><th>Model</th><th>Turns</th><th>Input tokens</th>'
+        "<th>Output tokens</th><th>Total tokens</th><th>Cost</th></tr></thead><tbody>{}"
+        '<tr class="art-usage-total"><th>Total</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>'
+        "<th>{}</th></tr></tbody></table>{}",
+        rows,
+        summary.turns,
+        summary.prompt_tokens,
+        summary.completion_tokens,
+        summary.total_tokens,
+        cost_text(summary.cost),
+        unpriced,
+    )
 
 
 _KIND_LABELS = {

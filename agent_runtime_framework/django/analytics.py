@@ -296,11 +296,7 @@ def _branches(
         targets = forward.setdefault(a, [])
         if b not in targets:
             targets.append(b)
-    return [
-        {"step": a, "options": targets}
-        for a, targets in forward.items()
-        if len(targets) > 1
-    ]
+    return [{"step": a, "options": targets} for a, targets in forward.items() if len(targets) > 1]
 
 
 def observed_transitions(

@@ -414,12 +414,71 @@ def check_settings(raw: Any) -> list[checks.CheckMessage]:
             )
         )
     errors.extend(_check_observability(raw))
+    errors.extend(_check_cost(raw))
+    errors.extend(_check_queued(raw))
     runtimes = raw.get("RUNTIMES", [])
     if isinstance(runtimes, str) or not isinstance(runtimes, list | tuple):
         errors.append(
             checks.Error(
                 "AGENT_RUNTIME_FRAMEWORK['RUNTIMES'] must be a list of dotted paths.",
                 hint="e.g. ['myapp.agents.OnboardingAgent']",
+                id="agent_runtime.E006",
+            )
+        )
+    return errors
+
+
+def _check_queued(raw: dict[str, Any]) -> list[checks.CheckMessage]:
+    """E006 for ``TURNS``, ``QUEUE`` and ``LIVE_EVENTS`` (queued turns, ``queued.py``)."""
+    errors: list[checks.CheckMessage] = []
+    turns = raw.get("TURNS", "inline")
+    if turns not in ("inline", "queued"):
+        errors.append(
+            checks.Error(
+                f"AGENT_RUNTIME_FRAMEWORK['TURNS'] must be 'inline' or 'queued', got {turns!r}.",
+                id="agent_runtime.E006",
+            )
+        )
+    queue = raw.get("QUEUE", "tasks")
+    if not isinstance(queue, str) or not (queue in ("tasks", "celery") or "." in queue):
+        errors.append(
+            checks.Error(
+                "AGENT_RUNTIME_FRAMEWORK['QUEUE'] must be 'tasks', 'celery' or the dotted "
+                f"path of a callable (conversation_id, delay), got {queue!r}.",
+                id="agent_runtime.E006",
+            )
+        )
+    elif turns == "queued" and queue == "tasks":
+        from .tasks import play_conversation_task
+
+        if play_conversation_task is None:
+            errors.append(
+                checks.Error(
+                    "TURNS is 'queued' on Django's tasks framework, which is missing.",
+                    hint='Use Django 6, or install "agent-runtime-framework[tasks]" (the '
+                    "django-tasks backport), and configure TASKS.",
+                    id="agent_runtime.E006",
+                )
+            )
+    elif turns == "queued" and queue == "celery":
+        from .tasks import play_conversation_celery
+
+        if play_conversation_celery is None:
+            errors.append(
+                checks.Error(
+                    "QUEUE is 'celery' but Celery is not installed.",
+                    hint='pip install "agent-runtime-framework[celery]"',
+                    id="agent_runtime.E006",
+                )
+            )
+    live = raw.get("LIVE_EVENTS", "auto")
+    if not isinstance(live, str) or not (
+        live in ("auto", "poll", "postgres") or live.startswith(("redis://", "rediss://"))
+    ):
+        errors.append(
+            checks.Error(
+                "AGENT_RUNTIME_FRAMEWORK['LIVE_EVENTS'] must be 'auto', 'poll', 'postgres' "
+                f"or a redis:// URL, got {live!r}.",
                 id="agent_runtime.E006",
             )
         )
@@ -463,6 +522,57 @@ def _check_observability(raw: dict[str, Any]) -> list[checks.CheckMessage]:
                 "nothing would be redacted.",
                 hint="Set REDACT, e.g. 'agent_runtime_framework.django.redaction."
                 "default_redactor'.",
+                id="agent_runtime.E006",
+            )
+        )
+    return errors
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _check_cost(raw: dict[str, Any]) -> list[checks.CheckMessage]:
+    """E006 for ``PRICES`` and ``LIMITS`` that are not of the documented shape."""
+    errors: list[checks.CheckMessage] = []
+    prices = raw.get("PRICES", {})
+    bad = not isinstance(prices, dict) or any(
+        not isinstance(model, str)
+        or not isinstance(price, dict)
+        or not price
+        or set(price) - {"input", "output"}
+        or not all(_is_number(v) for v in price.values())
+        for model, price in prices.items()
+    )
+    if bad:
+        errors.append(
+            checks.Error(
+                "AGENT_RUNTIME_FRAMEWORK['PRICES'] must map model names to prices per million "
+                f"tokens ({{'input': number, 'output': number}}, >= 0), got {prices!r}.",
+                hint="e.g. {'gpt-4o-mini': {'input': 0.15, 'output': 0.60}}",
+                id="agent_runtime.E006",
+            )
+        )
+    limits = raw.get("LIMITS")
+    if limits is None:
+        return errors
+    shape = "{'turns': int, 'tokens': int, 'period': seconds} (turns or tokens, or both)"
+    valid = (
+        isinstance(limits, dict)
+        and not set(limits) - {"turns", "tokens", "period"}
+        and (limits.get("turns") is not None or limits.get("tokens") is not None)
+        and all(
+            limits.get(k) is None
+            or (isinstance(limits[k], int) and not isinstance(limits[k], bool) and limits[k] >= 1)
+            for k in ("turns", "tokens")
+        )
+        and (_is_number(limits.get("period", 86400)) and limits.get("period", 86400) > 0)
+    )
+    if not valid:
+        errors.append(
+            checks.Error(
+                f"AGENT_RUNTIME_FRAMEWORK['LIMITS'] must be None or {shape}, got {limits!r}.",
+                hint="e.g. {'turns': 100, 'tokens': 200000, 'period': 86400}",
                 id="agent_runtime.E006",
             )
         )

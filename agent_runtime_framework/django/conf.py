@@ -18,8 +18,19 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_OFFLINE_STANDIN": False,
     # Seconds a turn waits for another turn on the same conversation before JourneyBusy.
     "BUSY_WAIT_SECONDS": 10.0,
-    # Seconds a claim lives without renewal (a crashed worker's claim expires).
-    "LEASE_SECONDS": 120.0,
+    # Seconds a claim lives without renewal. A running turn renews it every third of this
+    # (a heartbeat), so it can be short: a crashed worker's claim expires this soon.
+    "LEASE_SECONDS": 30.0,
+    # How a posted message is played: "inline" (in the request; the demo and tests) or
+    # "queued" (stored, then played by a worker of QUEUE; the API answers 202).
+    "TURNS": "inline",
+    # The engine of queued turns: "tasks" (Django's tasks framework: ``django.tasks`` or the
+    # django-tasks backport, e.g. with the django-tasks-db database worker), "celery", or
+    # the dotted path of a callable ``(conversation_id: str, delay: float | None) -> None``.
+    "QUEUE": "tasks",
+    # Live events across web processes: "auto" (PostgreSQL LISTEN/NOTIFY when TURNS is
+    # "queued" on PostgreSQL, else polling), "postgres", "poll", or a redis:// URL.
+    "LIVE_EVENTS": "auto",
     # Allow anonymous (session-bound) conversations over HTTP.
     "ALLOW_ANONYMOUS": False,
     # HTTP body size limit (bytes) and user message length limit (characters).
@@ -47,9 +58,13 @@ DEFAULTS: dict[str, Any] = {
     # (``JourneyConfig.offer_escalation`` / the class attribute decide first).
     "OFFER_ESCALATION": False,
     # What the user is told while the conversation waits for, or is with, a person.
-    "HANDOFF_REPLY": (
-        "I've passed this conversation to a person. They will answer you here."
-    ),
+    "HANDOFF_REPLY": ("I've passed this conversation to a person. They will answer you here."),
+    # Prices per model, per million tokens: {"gpt-4o-mini": {"input": 0.15, "output": 0.60}}.
+    # The admin shows each turn's, journey's and agent's cost from them (usage.py).
+    "PRICES": {},
+    # Per-user limits on HTTP turns: {"turns": 100, "tokens": 200000, "period": 86400}
+    # (either limit may be left out; period in seconds). Over a limit: HTTP 429.
+    "LIMITS": None,
 }
 
 

@@ -2,7 +2,7 @@
 
 The parsing is dj-database-url's (every scheme it knows). What this adds is what the
 example project, the tests and the benchmarks want from it: an empty URL means SQLite at
-``default_sqlite``; SQLite gets a lock timeout and a file test database (database threads
+``default_sqlite``; SQLite gets a lock timeout, immediate transactions and a file test database (database threads
 must share one database, which ``:memory:`` cannot); every database keeps its connections
 (``CONN_MAX_AGE``), because journeys use a pool of database threads.
 """
@@ -24,7 +24,11 @@ def database_from_url(url: str, *, default_sqlite: str = "db.sqlite3") -> dict[s
     if config["ENGINE"] == "django.db.backends.sqlite3":
         path = str(config.get("NAME") or default_sqlite)
         config["NAME"] = path
-        config.setdefault("OPTIONS", {}).setdefault("timeout", 20)
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("timeout", 20)
+        # Writers take the lock when their transaction begins, so one that read first never
+        # fails "database is locked" at once on upgrading (web and worker processes).
+        options.setdefault("transaction_mode", "IMMEDIATE")
         config["TEST"] = {"NAME": f"{path}.test" if path != ":memory:" else ""}
     else:
         config["CONN_MAX_AGE"] = 60

@@ -41,6 +41,7 @@ from .db import run_db
 from .models import JourneyEvent
 from .redaction import Redactor, event_redactor
 from .signals import journey_completed, journey_event, journey_step_changed
+from .usage import USAGE_EVENT, ModelName, UsageMeter
 
 if TYPE_CHECKING:
     from ..executor.loop import ExecutorResult
@@ -122,6 +123,7 @@ EVENT_TYPES = frozenset(
         JOURNEY_STARTED,
         JOURNEY_ABANDONED,
         JOURNEY_REVISED,
+        USAGE_EVENT,
     }
 )
 
@@ -261,15 +263,18 @@ def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
             ensure_conversation_sync(cid, events[0].agent_key)
         with transaction.atomic():
             JourneyEvent.objects.bulk_create(events)
-    for event in events:
-        _send(event)
+    _send_all(events)
     return events
 
 
 def _send_all(events: Sequence[JourneyEvent]) -> None:
-    """Signal events that are not stored (``assistant.delta``)."""
+    """Signal events after their commit (or, not stored, as they happen) and put them on
+    the channel to other processes (``live.send_to_processes``)."""
     for event in events:
         _send(event)
+    from .live import send_to_processes
+
+    send_to_processes(events)
 
 
 #: Signals of stored events written by a commit (``stores``), sent after it.
@@ -495,7 +500,10 @@ class EventRecorderHooks(ExecutorHooks):
     """Turns an executor run into events on a ``JourneyEventLog``.
 
     ``agent`` (optional) tells which steps are terminal, so reaching one records
-    ``journey.completed``; ``terminal_steps`` gives them directly instead.
+    ``journey.completed``; ``terminal_steps`` gives them directly instead. ``model`` (a
+    name, or a function returning the model of the call being made) labels the tokens
+    each model call cost; they are recorded on the reply (``usage.py``), or by
+    ``record_usage`` when a run ends without one.
     """
 
     def __init__(
@@ -504,8 +512,11 @@ class EventRecorderHooks(ExecutorHooks):
         *,
         agent: Any = None,
         terminal_steps: Iterable[Any] | None = None,
+        model: ModelName = None,
     ) -> None:
         self.log = log
+        self.model = model
+        self.meter = UsageMeter()
         if terminal_steps is not None:
             self.terminal_steps = frozenset(_step_text(s) for s in terminal_steps)
         elif agent is not None:
@@ -515,6 +526,18 @@ class EventRecorderHooks(ExecutorHooks):
 
     async def on_llm_delta(self, delta: str) -> None:
         await self.log.record_many([(ASSISTANT_DELTA, {"delta": delta})], _built=True)
+
+    async def on_llm_end(self, message: dict[str, Any], usage: dict[str, int]) -> None:
+        model = self.model() if callable(self.model) else self.model
+        flushed = self.meter.add(str(model or ""), routed_journey_key(), usage)
+        if flushed is not None:  # another model or journey than the calls before
+            await self.log.record_many([(USAGE_EVENT, flushed)], _built=True)
+
+    async def record_usage(self) -> None:
+        """Record tokens spent since the last reply (a run that ended without one)."""
+        pending = self.meter.take()
+        if pending is not None:
+            await self.log.record_many([(USAGE_EVENT, pending)], _built=True)
 
     async def on_tool_start(self, name: str, arguments: dict[str, Any]) -> None:
         await self.log.record_many(
@@ -556,20 +579,20 @@ class EventRecorderHooks(ExecutorHooks):
 
     async def on_complete(self, result: ExecutorResult) -> None:
         if result.content:
-            await self.log.record_many(
-                [
-                    (
-                        ASSISTANT_MESSAGE,
-                        {
-                            "content": result.content,
-                            "stopped_reason": result.stopped_reason,
-                            "iterations": result.iterations,
-                            "usage": result.usage,
-                        },
-                    )
-                ],
-                _built=True,
-            )
+            # The reply carries the tokens of every call since the last record (a router's
+            # routing call included), with the model that made them.
+            spent = self.meter.take()
+            payload: dict[str, Any] = {
+                "content": result.content,
+                "stopped_reason": result.stopped_reason,
+                "iterations": result.iterations,
+                "usage": spent["usage"] if spent is not None else result.usage,
+            }
+            if spent is not None:
+                payload["model"] = spent["model"]
+                if "journey" in spent:
+                    payload["journey"] = spent["journey"]
+            await self.log.record_many([(ASSISTANT_MESSAGE, payload)], _built=True)
 
     async def on_error(self, error: BaseException) -> None:
         await self.log.record(ERROR, {"message": str(error), "type": type(error).__name__})

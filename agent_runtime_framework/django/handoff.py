@@ -109,15 +109,18 @@ def display_name(user: Any) -> str:
 
 
 def escalation_metadata() -> dict[str, Any]:
-    """What the host lends each journey turn: the escalation tool with the configured
-    reply, and ``OFFER_ESCALATION`` as the default of journeys that do not say."""
+    """What the host lends each journey turn (people in the loop): the escalation tool
+    with the configured reply, ``OFFER_ESCALATION`` as the default of journeys that do not
+    say, and the database gate of tools that need approval (``approvals.py``)."""
     from ..agents.people import ESCALATION_DEFAULT_KEY, ESCALATION_KEY, Escalation
+    from .approvals import gate_metadata
     from .conf import app_settings
 
     settings = app_settings()
     return {
         ESCALATION_KEY: Escalation(str(settings.HANDOFF_REPLY)),
         ESCALATION_DEFAULT_KEY: bool(settings.OFFER_ESCALATION),
+        **gate_metadata(),
     }
 
 
@@ -306,9 +309,9 @@ def intercept_turn_sync(
     if not message:
         return None
     if status is None:  # not read by the claim (the conversation was busy): read it now
-        status = Conversation.objects.filter(id=cid).values_list(
-            "handoff_status", flat=True
-        ).first()
+        status = (
+            Conversation.objects.filter(id=cid).values_list("handoff_status", flat=True).first()
+        )
     if not status:
         return None  # the usual case: the model answers
     seq = _append(

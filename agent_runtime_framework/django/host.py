@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import functools
 import logging
 import threading
 import uuid
@@ -43,6 +44,7 @@ from ..state.serializer import StateSerializer
 from .db import run_db
 from .events import (
     JOURNEY_ROUTED,
+    RUN_STARTED,
     EventRecorderHooks,
     JourneyEventLog,
     terminal_steps_of,
@@ -61,6 +63,7 @@ from .stores import (
     renew_claim_sync,
 )
 from .tracing import traced_turn, tracing_enabled, tracing_hooks
+from .usage import UsageLimitExceeded, check_limits_sync, model_name_of
 
 __all__ = [
     "IDEMPOTENCY_EVENT",
@@ -133,10 +136,9 @@ class TurnResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body (``run_id``/``replayed``/``extra`` are not part of it)."""
+        """The JSON body (``replayed``/``extra`` are not part of it)."""
         data = asdict(self)
-        for name in ("run_id", "replayed", "extra"):
-            data.pop(name)
+        del data["replayed"], data["extra"]
         return data
 
     @classmethod
@@ -218,6 +220,7 @@ class HostRunContext:
         params: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         tool_registry: Any = None,
+        start_seq: int = 0,
     ) -> None:
         self.run_id = run_id if run_id is not None else uuid.uuid4()
         self.conversation_id = conversation_id
@@ -225,7 +228,9 @@ class HostRunContext:
         self.params = dict(params or {})
         self.metadata = dict(metadata or {})
         self.tool_registry = tool_registry
-        self.event_log = JourneyEventLog(self.run_id, conversation_id, agent_key)
+        self.event_log = JourneyEventLog(
+            self.run_id, conversation_id, agent_key, start_seq=start_seq
+        )
         self._checkpoints: list[dict[str, Any]] = []
         self._cancelled = False
 
@@ -468,6 +473,27 @@ def _parse_time(value: Any) -> dt.datetime | None:
         return None
 
 
+def _stored_response_sync(
+    cid: uuid.UUID, key: str | None, user_id: Any, session_key: str
+) -> dict[str, Any] | None:
+    """The stored response of an answered idempotent request of this caller (or None)."""
+    if key is None:
+        return None
+    rows = list(Conversation.objects.filter(id=cid).values("owner_id", "session_key")[:1])
+    if not rows or not owns(rows[0], user_id, session_key, reach_ownerless=False):
+        return None
+    marker = (
+        JourneyEvent.objects.filter(
+            run_id=_idempotency_run_id(cid, key), seq=0, type=IDEMPOTENCY_EVENT
+        )
+        .values_list("payload", flat=True)
+        .first()
+    )
+    if isinstance(marker, dict) and marker.get("status") == "done":
+        return dict(marker.get("response") or {})
+    return None
+
+
 def _finish_idempotent_sync(cid: uuid.UUID, key: str, response: dict[str, Any] | None) -> None:
     """Store the response under the key, or release the key (None) so a retry runs."""
     run_id = _idempotency_run_id(cid, key)
@@ -539,6 +565,15 @@ def _open_turn_sync(
         user, session = caller()
         session_key = session or ""
     user_id = _owner_id(user)
+    if not reach_ownerless:
+        # An HTTP turn: per-user limits (usage.py), before anything is stored.
+        try:
+            check_limits_sync(user, user_id, session_key)
+        except UsageLimitExceeded:
+            stored = _stored_response_sync(cid, idempotency_key, user_id, session_key)
+            if stored is None:
+                raise
+            return _Opened(agent_key or "", user, session_key, stored)  # a replay is free
     claim_agent, claim_create = agent_key, create
     if idempotency_key is not None:
         key, stored = _begin_sync(
@@ -568,9 +603,7 @@ def _open_turn_sync(
     if outcome in ("missing", "not_owned"):
         raise ConversationNotFound(cid)
     if outcome == "other_agent":
-        raise ValueError(
-            f"Conversation {cid} belongs to agent {key_found!r}, not {agent_key!r}"
-        )
+        raise ValueError(f"Conversation {cid} belongs to agent {key_found!r}, not {agent_key!r}")
     assert key_found is not None
     opened = _Opened(key_found, user, session_key)
     if message is not None:
@@ -583,30 +616,37 @@ def _open_turn_sync(
     if outcome != "claimed":
         return opened
     try:
-        runtime = _resolve_runtime(key_found)
-        _prepare(runtime)
-        memory = _claim_memory(runtime)
-        if memory is None:  # it claims through its own memory
-            _release_sync(cid, token)
-            return opened
-        if memory.lease_seconds != lease_seconds:
-            renew_claim_sync(cid, token, memory.lease_seconds)
-        window = memory.max_history_messages
-        state, messages = _load_context_sync(cid, key_found, window)
+        _prepare_claimed(opened, cid, token, lease_seconds)
     except BaseException:
         _release_sync(cid, token)
         if idempotency_key is not None:
             _finish_idempotent_sync(cid, idempotency_key, None)
         raise
+    return opened
+
+
+def _prepare_claimed(opened: _Opened, cid: uuid.UUID, token: str, lease_seconds: float) -> None:
+    """With the claim taken: read the state and history for the turn, to be held by
+    ``opened.hold`` (a runtime that claims through its own memory gets the claim released).
+    The caller releases the claim if this raises."""
+    runtime = _resolve_runtime(opened.key)
+    _prepare(runtime)
+    memory = _claim_memory(runtime)
+    if memory is None:  # it claims through its own memory
+        _release_sync(cid, token)
+        return
+    if memory.lease_seconds != lease_seconds:
+        renew_claim_sync(cid, token, memory.lease_seconds)
+    window = memory.max_history_messages
+    state, messages = _load_context_sync(cid, opened.key, window)
     opened.memory = memory
     opened.token = token
-    opened.prefetched = (key_found, window, state, messages)
+    opened.prefetched = (opened.key, window, state, messages)
     # One agent's turn inside the host's claim: its final commit may release the lease.
     single = isinstance(runtime, DjangoRuntimeAdapter) or (
         isinstance(runtime, JourneyAgent) and not isinstance(runtime, RoutedJourneyAgent)
     )
     opened.final_depth = 2 if single else 1
-    return opened
 
 
 # -- running a turn -----------------------------------------------------------------------
@@ -638,11 +678,21 @@ async def _run_journey_agent(
     message: str,
     metadata: dict[str, Any],
     run_id: uuid.UUID,
+    *,
+    start_seq: int = 0,
+    announce: dict[str, Any] | None = None,
 ) -> TurnResult:
-    log = JourneyEventLog(run_id, cid, key)
+    log = JourneyEventLog(run_id, cid, key, start_seq=start_seq)
+    if announce is not None:
+        # Which message this run answers, first on the stream (written with the turn's
+        # first commit, before the model is called): other tabs attribute the run by it.
+        await log.record_many([(RUN_STARTED, announce)], _built=True)
     seen = _ErrorSeen()
+    recorder = EventRecorderHooks(
+        log, terminal_steps=_terminal_steps(runtime), model=model_name_of(runtime)
+    )
     hooks = CompositeHooks(
-        EventRecorderHooks(log, terminal_steps=_terminal_steps(runtime)),
+        recorder,
         seen,
         tracing_hooks(runtime),  # None (not composed) unless TRACING is on
     )
@@ -679,7 +729,11 @@ async def _run_journey_agent(
             await log.record_many(
                 [(e["type"], {k: v for k, v in e.items() if k != "type"}) for e in control]
             )
+        # Tokens of a run that ended without a reply (handed to a person, iteration bound).
+        await recorder.record_usage()
     except Exception as exc:
+        with contextlib.suppress(Exception):
+            await recorder.record_usage()  # what the failed turn spent still counts
         if not seen.reported and not isinstance(exc, JourneyBusy):
             try:
                 await log.record("error", {"type": type(exc).__name__, "message": str(exc)})
@@ -722,6 +776,9 @@ async def _run_runcontext_runtime(
     message: str,
     metadata: dict[str, Any],
     run_id: uuid.UUID,
+    *,
+    start_seq: int = 0,
+    announce: dict[str, Any] | None = None,
 ) -> TurnResult:
     ctx = HostRunContext(
         run_id=run_id,
@@ -729,6 +786,7 @@ async def _run_runcontext_runtime(
         input_messages=[{"role": "user", "content": message}],
         agent_key=key,
         metadata=metadata,
+        start_seq=start_seq,
     )
     try:
         result = await runtime.run(ctx)
@@ -781,6 +839,7 @@ async def run_turn(
     reach_ownerless: bool = True,
     run_id: Any = None,
     caller: Callable[[], tuple[Any, str | None]] | None = None,
+    message_id: str | None = None,
 ) -> TurnResult:
     """Play one user message on a conversation and return the turn's result.
 
@@ -794,6 +853,9 @@ async def run_turn(
     ``caller`` (sync, returns ``(user, session_key)``; may raise to refuse) replaces
     ``user``/``session_key``: it runs on the database thread in the turn's first unit of
     database work, with the ownership check, the claim and the load of state and history.
+    The turn's first event is ``run.started`` with the message and ``message_id`` (the
+    client's id of it, else a new one), so every stream of the conversation can tell
+    whose turn it shows.
     Raises ``UnknownAgent``,
     ``JourneyBusy`` (another turn holds it), ``RequestInProgress`` (same idempotency key
     still running), and whatever the model raises (``LLMError``).
@@ -833,7 +895,10 @@ async def run_turn(
         runtime = _resolve_runtime(key)
     try:
         async with opened.hold(cid):
-            turn = await _play(runtime, key, cid, message, user, user_id, session, run_id)
+            announce = {"message": message, "message_id": message_id or str(uuid.uuid4())}
+            turn = await _play(
+                runtime, key, cid, message, user, user_id, session, run_id, announce=announce
+            )
     except BaseException:
         if idempotency_key is not None:
             await run_db(_finish_idempotent_sync, cid, idempotency_key, None)
@@ -852,12 +917,24 @@ async def _play(
     user_id: Any,
     session: str,
     run_id: Any,
+    extra: Mapping[str, Any] | None = None,
+    *,
+    start_seq: int = 0,
+    announce: dict[str, Any] | None = None,
 ) -> TurnResult:
-    """Run the registered runtime for one turn (inside the host's claim, when taken)."""
+    """Run the registered runtime for one turn (inside the host's claim, when taken).
+
+    ``extra``: more run metadata (a queued turn's ``INPUT_STORED_KEY``); ``start_seq``: the
+    run's first event seq (a queued run recorded ``run.started`` itself); ``announce``: the
+    ``run.started`` payload to record first.
+    """
     _prepare(runtime)
     metadata = {"owner": user if user_id is not None else None, "session_key": session}
+    if extra:
+        metadata.update(extra)
     run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
-    play = _run_runcontext_runtime if is_runcontext_runtime(runtime) else _run_journey_agent
+    base = _run_runcontext_runtime if is_runcontext_runtime(runtime) else _run_journey_agent
+    play = functools.partial(base, start_seq=start_seq, announce=announce)
     if tracing_enabled():  # the turn's span, a child of the request's span if any
         return await traced_turn(play, runtime, key, cid, message, metadata, run_id)
     return await play(runtime, key, cid, message, metadata, run_id)

@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import models
 
 __all__ = [
+    "Approval",
+    "ApprovalStatus",
     "Conversation",
     "HandoffStatus",
     "Journey",
@@ -292,3 +294,61 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} ({self.status})"
+
+
+class ApprovalStatus(models.TextChoices):
+    """Where a held tool call is (``approvals.py``)."""
+
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXECUTED = "executed", "Executed"
+
+
+class Approval(models.Model):
+    """A tool call held until a person approves it (``@tool(needs_approval=...)``).
+
+    Every decision is a conditional ``UPDATE`` from ``pending``, so one wins; ``executed``
+    is set after the commit that put the result into the conversation (which also wrote the
+    ``approval.executed`` event the call is never run again after).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="approvals"
+    )
+    #: The journey whose tool it is (the agent key, a journey behind a router included).
+    agent_key = models.CharField(max_length=200)
+    tool = models.CharField(max_length=200)
+    arguments = models.JSONField(default=dict)
+    #: Who may decide: "user" (the conversation's owner, or staff) or "staff".
+    approver = models.CharField(max_length=20)
+    summary = models.TextField(blank=True, default="")
+    status = models.CharField(
+        max_length=20, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
+    )
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    decided_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="arf_decided_approvals",
+    )
+    result = models.TextField(null=True, blank=True)
+    #: The outcome (result or rejection) is in the conversation's history.
+    reported_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "arf_approval"
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["conversation", "status"], name="art_approval_conv_status"),
+            # The staff queue: pending approvals, oldest first.
+            models.Index(fields=["status", "created_at"], name="art_approval_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool} ({self.status})"

@@ -25,6 +25,8 @@ DOCUMENTED_PATHS = (
     "/conversations/{conversation_id}",
     "/conversations/{conversation_id}/messages",
     "/conversations/{conversation_id}/events",
+    "/conversations/{conversation_id}/runs/{run_id}",
+    "/conversations/{conversation_id}/approvals/{approval_id}",
     "/openapi.json",
     "/ag-ui/{agent_key}",
 )
@@ -41,17 +43,19 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
         "unknown_agent",
         "invalid_idempotency_key",
         "invalid_last_event_id",
+        "invalid_decision",
     ),
-    403: ("authentication_required", "csrf_failed"),
-    404: ("not_found",),
+    403: ("authentication_required", "csrf_failed", "staff_only"),
+    404: ("not_found", "approval_not_found", "run_not_found"),
     405: ("method_not_allowed",),
-    409: ("conversation_busy", "request_in_progress", "agent_unavailable"),
+    409: ("conversation_busy", "request_in_progress", "agent_unavailable", "already_decided"),
     413: ("body_too_large",),
     415: ("unsupported_media_type",),
     422: ("message_too_long",),
+    429: ("usage_limit_exceeded",),
     500: ("internal_error",),
     502: ("llm_error",),
-    503: ("llm_not_configured",),
+    503: ("llm_not_configured", "queue_unavailable"),
 }
 
 
@@ -182,6 +186,45 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                 "complete": {"type": "boolean"},
                 "stopped_reason": {"type": "string"},
                 "usage": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "run_id": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "The turn's run: its events on the stream carry it",
+                },
+            },
+        },
+        "Queued": {
+            "type": "object",
+            "description": 'TURNS = "queued": the message is stored and a worker answers it',
+            "required": ["conversation_id", "run_id", "message_id", "status", "position"],
+            "properties": {
+                "conversation_id": {"type": "string", "format": "uuid"},
+                "run_id": {"type": "string", "format": "uuid"},
+                "message_id": {"type": "string", "format": "uuid"},
+                "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                "position": {
+                    "type": "integer",
+                    "description": "Unfinished messages of the conversation ahead of it",
+                },
+                "status_url": {"type": "string"},
+            },
+            "additionalProperties": True,
+        },
+        "Run": {
+            "type": "object",
+            "required": ["conversation_id", "run_id", "message_id", "status", "position"],
+            "properties": {
+                "conversation_id": {"type": "string", "format": "uuid"},
+                "run_id": {"type": "string", "format": "uuid"},
+                "message_id": {"type": "string", "format": "uuid"},
+                "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                "position": {"type": "integer"},
+                "attempts": {"type": "integer"},
+                "turn": {"nullable": True, "allOf": [_ref("Turn")]},
+                "error": {"type": "object", "nullable": True, "additionalProperties": True},
+                "created_at": {"type": "string", "format": "date-time"},
+                "started_at": {"type": "string", "format": "date-time", "nullable": True},
+                "finished_at": {"type": "string", "format": "date-time", "nullable": True},
             },
         },
         "CreatedConversation": {
@@ -268,8 +311,38 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
                     "items": {"type": "string"},
                     "description": "Journeys set aside by a switch, resumable, oldest first",
                 },
+                "approvals": {
+                    "type": "array",
+                    "items": _ref("Approval"),
+                    "description": "Tool calls held for approval, and what became of them",
+                },
                 "messages": {"type": "array", "items": _ref("Message")},
             },
+        },
+        "Approval": {
+            "type": "object",
+            "description": "A tool call that needs approval (by the user or by staff)",
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "journey": {"type": "string"},
+                "tool": {"type": "string"},
+                "arguments": {"type": "object", "additionalProperties": True},
+                "approver": {"type": "string", "enum": ["user", "staff"]},
+                "summary": {"type": "string"},
+                "status": {
+                    "type": "string",
+                    "enum": ["pending", "approved", "rejected", "executed"],
+                },
+                "decided_by": nullable_string,
+                "result": nullable_string,
+                "created_at": {"type": "string", "format": "date-time"},
+                "decided_at": {"type": "string", "format": "date-time", "nullable": True},
+            },
+        },
+        "ApprovalDecision": {
+            "type": "object",
+            "required": ["decision"],
+            "properties": {"decision": {"type": "string", "enum": ["approve", "reject"]}},
         },
         "NewConversation": {
             "type": "object",
@@ -286,7 +359,15 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
         "NewMessage": {
             "type": "object",
             "required": ["message"],
-            "properties": {"message": {"type": "string", "minLength": 1, "maxLength": max_chars}},
+            "properties": {
+                "message": {"type": "string", "minLength": 1, "maxLength": max_chars},
+                "message_id": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "The client's id of the message: the run.started event "
+                    "of its turn carries it, so a page recognises its own turn",
+                },
+            },
         },
         "RunAgentInput": {
             "type": "object",
@@ -365,6 +446,14 @@ def _paths(agent_keys: list[str]) -> dict[str, Any]:
             ),
             "headers": _RETRY_AFTER,
         },
+        "429": {
+            **_error(
+                429,
+                "The caller is over a LIMITS limit (turns or tokens per period); the message "
+                "was not stored. Retry-After says when the window frees",
+            ),
+            "headers": _RETRY_AFTER,
+        },
         "502": _error(502, "The language model provider failed"),
         "503": _error(503, "No language model is configured"),
     }
@@ -433,10 +522,74 @@ def _paths(agent_keys: list[str]) -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _ok("The turn", "Turn"),
+                    "202": _ok('Stored and queued (TURNS = "queued"); Location: the run', "Queued"),
                     **auth_errors,
                     **not_found,
                     **body_errors,
                     **turn_errors,
+                },
+            }
+        },
+        "/conversations/{conversation_id}/approvals/{approval_id}": {
+            "post": {
+                "operationId": "decideApproval",
+                "summary": "Approve or reject a tool call held for the user's approval",
+                "description": (
+                    "Approving runs the tool exactly once (at once when the conversation "
+                    "is free, else with the turn that holds it); its result enters the "
+                    "conversation as the tool's result. Rejecting tells the model."
+                ),
+                "parameters": [
+                    _conversation_param(),
+                    {
+                        "name": "approval_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {_JSON: {"schema": _ref("ApprovalDecision")}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "The approval as it stands",
+                        "content": {
+                            _JSON: {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"approval": _ref("Approval")},
+                                }
+                            }
+                        },
+                    },
+                    "400": _error(400, "decision is not approve or reject"),
+                    "403": _error(403, "Not logged in, CSRF failed, or only staff may decide"),
+                    "404": _error(
+                        404, "No such conversation for this caller, or no such approval in it"
+                    ),
+                    "409": _error(409, "Already decided"),
+                },
+            }
+        },
+        "/conversations/{conversation_id}/runs/{run_id}": {
+            "get": {
+                "operationId": "getRun",
+                "summary": "A queued turn: queued, running, done (with the turn) or failed",
+                "parameters": [
+                    _conversation_param(),
+                    {
+                        "name": "run_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                ],
+                "responses": {
+                    "200": _ok("The run", "Run"),
+                    **auth_errors,
+                    "404": _error(404, "No such conversation for this caller, or no such run"),
                 },
             }
         },
@@ -447,7 +600,10 @@ def _paths(agent_keys: list[str]) -> dict[str, Any]:
                 "description": (
                     "Each event is `id: <event id>`, `event: <type>`, `data: <json>`. Types: "
                     "tool.call, tool.result, assistant.message, assistant.delta (live only), "
-                    "journey.step_changed, journey.completed, journey.routed, error. "
+                    "journey.step_changed, journey.completed, journey.routed, error; people "
+                    "in the loop: handoff.requested, handoff.taken, staff.message, "
+                    "handoff.returned, handoff.user_message, approval.requested, "
+                    "approval.approved, approval.rejected, approval.executed. "
                     "Resumes after Last-Event-ID (header or last_event_id query). Comments "
                     "keep the connection alive."
                 ),

@@ -18,6 +18,12 @@ committed: ``handoff_requested`` (``conversation_id``, ``reason``, ``source``: "
 (``conversation_id``, ``user``). Each is also an event (``handoff.requested``,
 ``handoff.taken``, ``staff.message``, ``handoff.returned``), so ``journey_event`` sees it.
 
+Tools that need approval (``approvals.py``), sent with ``sender=Approval``:
+``approval_requested`` (``conversation_id``, ``approval_id``, ``approver``),
+``approval_decided`` (``conversation_id``, ``approval_id``, ``approved``, ``by``, ``user``),
+``approval_executed`` (``conversation_id``, ``approval_id``, ``result``); events
+``approval.requested``, ``approval.approved`` / ``approval.rejected``, ``approval.executed``.
+
 A receiver that raises does not break the turn: signals go out with ``send_robust`` and
 failures are logged to the ``agent_runtime_framework.django`` logger.
 """
@@ -27,6 +33,9 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 __all__ = [
+    "approval_decided",
+    "approval_executed",
+    "approval_requested",
     "handoff_requested",
     "handoff_returned",
     "handoff_taken",
@@ -43,3 +52,6 @@ handoff_requested = Signal()
 handoff_taken = Signal()
 staff_replied = Signal()
 handoff_returned = Signal()
+approval_requested = Signal()
+approval_decided = Signal()
+approval_executed = Signal()

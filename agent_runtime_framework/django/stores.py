@@ -600,6 +600,43 @@ def claim_for_caller_sync(
 
 
 @_bound
+def claim_any_sync(
+    cid: uuid.UUID, token: str, lease_seconds: float
+) -> tuple[str, str, Any, str] | float | None:
+    """A queue worker's claim, whoever owns the conversation (the owner was checked when
+    the message was posted). Returns ``(agent_key, handoff_status, owner_id, session_key)``
+    when claimed, the seconds until the current lease expires when busy, None when the
+    conversation does not exist."""
+    now = timezone.now()
+    until = now + timedelta(seconds=lease_seconds)
+    table = _q(Conversation._meta.db_table)
+    with _cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET lease_token = %s, lease_expires_at = %s WHERE id = %s AND "
+            "(lease_token = '' OR lease_expires_at IS NULL OR lease_expires_at < %s) "
+            "RETURNING agent_key, handoff_status, owner_id, session_key",
+            [token, _ts(until), _pk(cid), _ts(now)],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return str(row[0]), str(row[1] or ""), row[2], str(row[3] or "")
+    expires = list(Conversation.objects.filter(id=cid).values_list("lease_expires_at")[:1])
+    if not expires:
+        return None
+    return 0.0 if expires[0][0] is None else max(0.0, (expires[0][0] - now).total_seconds())
+
+
+@_bound
+def append_with_claim_sync(cid: uuid.UUID, token: str, message: dict[str, Any]) -> int:
+    """Store one message of the turn that holds the claim ``token``; returns its seq."""
+    start = _reserve_seqs(cid, 1, " AND lease_token = %s", [token])
+    if start is None:
+        raise LeaseLost(cid)
+    _insert_messages(cid, start, [message])
+    return start
+
+
+@_bound
 def renew_claim_sync(cid: uuid.UUID, token: str, lease_seconds: float) -> bool:
     """Set a held lease's expiry to ``lease_seconds`` from now."""
     return _renew_sync(cid, token, lease_seconds)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import agui, views
+from . import agui, approval_views, views
 
 __all__ = ["app_name", "urlpatterns"]
 
@@ -27,9 +27,19 @@ urlpatterns = [
         name="messages",
     ),
     path(
+        "conversations/<str:conversation_id>/approvals/<str:approval_id>",
+        approval_views.approval_view,
+        name="approval",
+    ),
+    path(
         "conversations/<str:conversation_id>/events",
         views.events_view,
         name="events",
+    ),
+    path(
+        "conversations/<str:conversation_id>/runs/<str:run_id>",
+        views.run_view,
+        name="run",
     ),
     path("openapi.json", views.openapi_view, name="openapi"),
     # AG-UI protocol (agui.py): any AG-UI front end drives the agent's journey.

@@ -33,6 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 from ..agents.routed import RoutedJourneyAgent
 from ..llm.base import LLMError, MissingLLMDependencyError, NoLLMConfiguredError
 from ..memory.stores import JourneyBusy
+from .approvals import approvals_of
 from .conf import app_settings
 from .db import run_db
 from .host import (
@@ -47,10 +48,12 @@ from .host import (
     run_turn,
     where_it_stands,
 )
-from .live import connect_signals, live_bus
+from .live import connect_signals, ensure_listening, listening, live_bus
 from .models import Conversation, JourneyEvent, JourneyMessage, JourneyStatus
+from .queued import QueuedTurn, QueueUnavailable, queued_mode, run_status, submit_turn
 from .registry import find_journey_agent, get_runtime, registered_runtimes
 from .stores import LeaseLost, ensure_conversation_sync
+from .usage import UsageLimitExceeded
 
 __all__ = [
     "ApiError",
@@ -61,6 +64,7 @@ __all__ = [
     "events_view",
     "messages_view",
     "openapi_view",
+    "run_view",
 ]
 
 logger = logging.getLogger("agent_runtime_framework.django")
@@ -171,6 +175,23 @@ def _map_exception(exc: BaseException, conversation_id: Any = None) -> ApiError 
             {"retry_after": 1, **cid},
             {"Retry-After": "1"},
         )
+    if isinstance(exc, UsageLimitExceeded):
+        # Refused before anything was stored: the client may send it again later.
+        retry = max(1, math.ceil(exc.retry_after))
+        return ApiError(
+            429,
+            "usage_limit_exceeded",
+            f"{exc}; the message was not sent, try again in {retry} seconds",
+            {
+                "limit": exc.limit,
+                "used": exc.used,
+                "allowed": exc.allowed,
+                "period_seconds": exc.period,
+                "retry_after": retry,
+                **cid,
+            },
+            {"Retry-After": str(retry)},
+        )
     if isinstance(exc, RequestInProgress):
         return ApiError(
             409,
@@ -178,6 +199,14 @@ def _map_exception(exc: BaseException, conversation_id: Any = None) -> ApiError 
             "A request with this Idempotency-Key is still being processed; retry shortly",
             {"retry_after": 1, **cid},
             {"Retry-After": "1"},
+        )
+    if isinstance(exc, QueueUnavailable):
+        return ApiError(
+            503,
+            "queue_unavailable",
+            f"{exc}; the message is stored and will be answered when the queue is back",
+            {"run_id": exc.run_id, "retry_after": 5, **cid},
+            {"Retry-After": "5"},
         )
     if isinstance(exc, NoLLMConfiguredError | MissingLLMDependencyError):
         return ApiError(503, "llm_not_configured", str(exc), cid)
@@ -433,6 +462,19 @@ def _text_field(data: dict[str, Any], name: str, *, required: bool) -> str | Non
     return value
 
 
+def _message_id_field(data: dict[str, Any]) -> str | None:
+    """The client's optional id of its message (a UUID), echoed on ``run.started``."""
+    value = data.get("message_id")
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise ApiError(
+            400, "invalid_field", "message_id must be a UUID", {"field": "message_id"}
+        ) from None
+
+
 def _message_field(data: dict[str, Any], *, required: bool) -> str | None:
     message = _text_field(data, "message", required=required)
     if message is None:
@@ -542,6 +584,8 @@ def _detail_sync(cid: uuid.UUID, caller: Caller) -> dict[str, Any]:
         # (resumable by saying so) in the order they were parked.
         "journeys": _journeys_payload(row["agent_key"], rows),
         "parked": _parked_of(row["agent_key"], rows),
+        # Tools that need approval (approvals.py): held calls and what became of them.
+        "approvals": approvals_of(cid),
         "messages": [
             {
                 "seq": m["seq"],
@@ -623,6 +667,15 @@ async def conversations_view(request: HttpRequest) -> HttpResponseBase:
         caller = await _caller(request, create_session=True)
         await run_db(ensure_conversation_sync, cid, agent, caller.user_id, caller.session_key)
         return JsonResponse({"conversation_id": str(cid), "agent": agent}, status=201)
+    if queued_mode():
+        queued = await submit_turn(
+            agent,
+            cid,
+            message,
+            caller=functools.partial(_turn_caller_sync, request, cid, True),
+            create=True,
+        )
+        return _accepted(request, queued, agent=agent)
     try:
         turn = await run_turn(
             agent,
@@ -654,6 +707,7 @@ async def messages_view(request: HttpRequest, conversation_id: str) -> HttpRespo
         cid = _parse_conversation_id(conversation_id)
         data = _read_json(request)
         message = _message_field(data, required=True)
+        message_id = _message_id_field(data)
         key = _idempotency_key(request)
     except ApiError:
         # The caller's errors come first: 403, then 404 for a caller who owns nothing.
@@ -662,6 +716,17 @@ async def messages_view(request: HttpRequest, conversation_id: str) -> HttpRespo
             raise _not_found(conversation_id) from None
         raise
     assert message is not None
+    if queued_mode():
+        # Stored (durably, before answering) and handed to a worker: 202 with the run.
+        queued = await submit_turn(
+            None,
+            cid,
+            message,
+            caller=functools.partial(_turn_caller_sync, request, cid, False),
+            idempotency_key=key,
+            message_id=message_id,
+        )
+        return _accepted(request, queued)
     # Caller, ownership, claim and the load of state and history: one database trip.
     turn = await run_turn(
         None,
@@ -671,11 +736,45 @@ async def messages_view(request: HttpRequest, conversation_id: str) -> HttpRespo
         create=False,
         reach_ownerless=False,
         caller=functools.partial(_turn_caller_sync, request, cid, False),
+        message_id=message_id,
     )
     response = JsonResponse(turn.to_dict())
     if turn.replayed:
         response["Idempotent-Replayed"] = "true"
     return response
+
+
+def _accepted(request: HttpRequest, queued: QueuedTurn, **extra: Any) -> HttpResponseBase:
+    """202: the message is stored and queued; ``Location`` is the run's status."""
+    path = f"{request.path.rsplit('/conversations', 1)[0]}/conversations/"
+    location = f"{path}{queued.conversation_id}/runs/{queued.run_id}"
+    response = JsonResponse({**queued.to_dict(), **extra, "status_url": location}, status=202)
+    response["Location"] = location
+    if queued.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _run_sync(cid: uuid.UUID, run_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
+    _owned_row_sync(cid, caller)
+    found = run_status(cid, run_id)
+    if found is None:
+        raise ApiError(
+            404, "run_not_found", f"Run {run_id} not found", {"conversation_id": str(cid)}
+        )
+    return found
+
+
+@api_view("GET")
+async def run_view(request: HttpRequest, conversation_id: str, run_id: str) -> HttpResponseBase:
+    """A queued turn: queued, running, done (with the turn) or failed (with the error)."""
+    caller = await _caller(request)
+    cid = _parse_conversation_id(conversation_id)
+    try:
+        rid = uuid.UUID(run_id)
+    except ValueError:
+        raise ApiError(404, "run_not_found", "No such run", {"run_id": run_id[:100]}) from None
+    return JsonResponse(await run_db(_run_sync, cid, rid, caller))
 
 
 def _last_event_id(request: HttpRequest) -> int:
@@ -709,8 +808,18 @@ def _events_after_sync(
     rows = JourneyEvent.objects.filter(conversation_id=cid, id__gt=after)
     if upto is not None:
         rows = rows.filter(id__lte=upto)
-    found = rows.exclude(type__startswith="http.").order_by("id").values("id", "type", "payload")
-    return [dict(row) for row in found[:limit]]
+    found = rows.exclude(type__startswith="http.").order_by("id")
+    values = found.values("id", "type", "payload", "run_id")[:limit]
+    return [_with_run(dict(row)) for row in values]
+
+
+def _with_run(row: dict[str, Any]) -> dict[str, Any]:
+    """The stream's data: the payload, and the run it belongs to (which turn, which tab)."""
+    payload = row["payload"]
+    data = dict(payload) if isinstance(payload, dict) else {"value": payload}
+    data["run_id"] = str(row["run_id"])
+    row["payload"] = data
+    return row
 
 
 def _sse(event_type: str, payload: Any, event_id: Any = None) -> str:
@@ -741,19 +850,29 @@ async def _event_stream(cid: uuid.UUID, after: int) -> AsyncIterator[str]:
             if len(rows) < batch:
                 return
 
+    listener = ensure_listening()  # the channel from other processes, if configured
     with live_bus.subscribe(cid) as subscription:
         yield f"retry: 2000\n: events of conversation {cid}\n\n"
         async for chunk in stored():
             yield chunk
         idle = 0.0
+        relied = False  # on the channel: no polling while it is connected
         while True:
-            event = await subscription.get(timeout=SSE_POLL_SECONDS)
-            if event is None:
-                # Nothing announced here: events of turns on other workers, if any.
+            live = listening(listener)
+            if live and not relied:
+                # Connected just now: what was stored before is read once, then announced.
                 async for chunk in stored():
-                    idle = 0.0
                     yield chunk
-                idle += SSE_POLL_SECONDS
+            relied = live
+            wait = SSE_KEEPALIVE_SECONDS if live else SSE_POLL_SECONDS
+            event = await subscription.get(timeout=wait)
+            if event is None:
+                if not live:
+                    # Nothing announced here: events of turns on other workers, if any.
+                    async for chunk in stored():
+                        idle = 0.0
+                        yield chunk
+                idle += wait
                 if idle >= SSE_KEEPALIVE_SECONDS:
                     idle = 0.0
                     yield ": keep-alive\n\n"

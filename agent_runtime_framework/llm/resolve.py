@@ -105,7 +105,7 @@ def build_llm_client(
     options = dict(options)
     _retry_option(options)
     if kind == "standin":
-        return OfflineStandInLLM()
+        return OfflineStandInLLM(latency=float(options.get("latency") or 0.0))
     if kind == "anthropic":
         from .anthropic_client import AnthropicClient
 
@@ -175,7 +175,8 @@ def _from_selector(selector: str) -> LLMClient:
     if kind == "ollama":
         return build_llm_client("ollama", model or env.get("OLLAMA_MODEL") or "llama3.1")
     if kind == "standin":
-        return OfflineStandInLLM()
+        # AGENT_RUNTIME_STANDIN_LATENCY: seconds per call, to load-test without a provider.
+        return OfflineStandInLLM(latency=float(env.get("AGENT_RUNTIME_STANDIN_LATENCY") or 0))
     raise _not_configured(f"AGENT_RUNTIME_LLM={selector!r}: unknown provider {provider!r}.")
 
 

@@ -50,6 +50,7 @@ so a UI can say plainly that no real model is answering.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -104,8 +105,14 @@ class OfflineStandInLLM:
     model: str = "offline-stand-in"
     provider: str = "standin"
 
+    def __init__(self, latency: float = 0.0) -> None:
+        #: Seconds each call takes (as a provider would), for load tests and benchmarks.
+        self.latency = float(latency)
+
     def __repr__(self) -> str:
-        return "OfflineStandInLLM()"
+        return (
+            f"OfflineStandInLLM(latency={self.latency})" if self.latency else "OfflineStandInLLM()"
+        )
 
     async def generate(
         self,
@@ -114,6 +121,8 @@ class OfflineStandInLLM:
         **kwargs: Any,
     ) -> LLMResponse:
         """The rule-based answer (``kwargs`` such as temperature are accepted and ignored)."""
+        if self.latency:
+            await asyncio.sleep(self.latency)
         return self.reply(messages, tools)
 
     async def stream(
@@ -125,6 +134,8 @@ class OfflineStandInLLM:
         """The same answer, its text as word deltas, then the complete response."""
         response = self.reply(messages, tools)
         content = response.message.get("content") or ""
+        if self.latency:
+            await asyncio.sleep(self.latency)
         for index, word in enumerate(content.split(" ")):
             piece = word if index == 0 else " " + word
             if piece:

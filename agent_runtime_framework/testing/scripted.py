@@ -61,13 +61,19 @@ class ScriptedLLM:
     (one answer with several calls), an ``LLMResponse``, or an exception to raise."""
 
     def __init__(
-        self, script: Iterable[Any] = (), *, usage: Mapping[str, int] | None = None
+        self,
+        script: Iterable[Any] = (),
+        *,
+        usage: Mapping[str, int] | None = None,
+        model: str | None = None,
     ) -> None:
         self.script: deque[Any] = deque(script)
         self.calls: list[RecordedCall] = []
         self.usage = dict(
             usage or {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
         )
+        #: The model name answers report (as a provider client's ``model``): prices apply.
+        self.model = model
         self._ids = 0
 
     # -- building the script ---------------------------------------------------------------
@@ -132,7 +138,7 @@ class ScriptedLLM:
                 "content": None,
                 "tool_calls": [self._with_id(c) for c in calls],
             }
-        return LLMResponse(message=message, usage=dict(self.usage))
+        return LLMResponse(message=message, usage=dict(self.usage), model=self.model)
 
     async def stream(
         self,

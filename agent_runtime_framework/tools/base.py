@@ -99,6 +99,12 @@ class ToolSpec:
     #: State fields a *changed* answer makes invalid: they are reset and the journey
     #: continues from the corrected step instead of returning to where it was.
     invalidates: frozenset[str] = field(default_factory=frozenset)
+    #: Who must approve a call before it runs: "user", "staff" or None (agents/approvals.py).
+    needs_approval: str | None = None
+    #: ``(tools, arguments) -> bool``: approval is needed only when true (e.g. an amount).
+    approval_if: Callable[[Any, dict[str, Any]], bool] | None = None
+    #: ``(arguments) -> str``: the summary the approver reads (default: doc line + args).
+    approval_summary: Callable[[dict[str, Any]], str] | None = None
 
 
 @overload
@@ -111,6 +117,9 @@ def tool(
     steps: Iterable[Any] | None = None,
     revisable: bool = False,
     invalidates: Iterable[str] = (),
+    needs_approval: str | None = None,
+    approval_if: Callable[[Any, dict[str, Any]], bool] | None = None,
+    approval_summary: Callable[[dict[str, Any]], str] | None = None,
 ) -> Callable[[F], F]: ...
 def tool(
     fn: Any = None,
@@ -120,15 +129,22 @@ def tool(
     steps: Iterable[Any] | None = None,
     revisable: bool = False,
     invalidates: Iterable[str] = (),
+    needs_approval: str | None = None,
+    approval_if: Callable[[Any, dict[str, Any]], bool] | None = None,
+    approval_summary: Callable[[dict[str, Any]], str] | None = None,
 ) -> Any:
     """Mark a tools method as a tool; ``steps`` limits the steps where it is offered.
 
     ``revisable=True``: once the journey has passed the tool's step, the tool stays on
     offer as a correction of that answer; ``invalidates`` names the state fields a changed
     answer makes stale (they are reset, and the journey goes on from the corrected step).
+    ``needs_approval="user"|"staff"``: a call is held until that person approves it
+    (``approval_if(tools, arguments)`` limits it to some calls; see agents/approvals.py).
     """
     if isinstance(invalidates, str):
         raise TypeError("invalidates takes field names, e.g. invalidates=['start_date']")
+    if needs_approval not in (None, "user", "staff"):
+        raise TypeError(f"needs_approval must be 'user', 'staff' or None, not {needs_approval!r}")
 
     def mark(f: F) -> F:
         if revisable and steps is None:
@@ -145,6 +161,9 @@ def tool(
                 steps=frozenset(steps) if steps is not None else None,
                 revisable=revisable,
                 invalidates=frozenset(invalidates),
+                needs_approval=needs_approval,
+                approval_if=approval_if,
+                approval_summary=approval_summary,
             ),
         )
         return f

@@ -78,6 +78,15 @@ class ClaimState(BaseJourneyState[ClaimStep]):
         )
 
 
+def needs_staff_approval(tools: Any, arguments: dict[str, Any]) -> bool:
+    """Filing a claim above ``settings.CLAIM_APPROVAL_ABOVE`` waits for staff (issue 11)."""
+    from django.conf import settings
+
+    limit = getattr(settings, "CLAIM_APPROVAL_ABOVE", None)
+    amount = tools.state.amount
+    return bool(arguments.get("confirm")) and limit is not None and (amount or 0) > limit
+
+
 class ClaimTools(PolicyFaqTools, BaseJourneyTools[ClaimState]):
     """Collecting tools, then ``confirm_claim`` which files through the backend client."""
 
@@ -176,7 +185,7 @@ class ClaimTools(PolicyFaqTools, BaseJourneyTools[ClaimState]):
             "Please answer yes or no."
         )
 
-    @tool(steps=[ClaimStep.CONFIRM])
+    @tool(steps=[ClaimStep.CONFIRM], needs_approval="staff", approval_if=needs_staff_approval)
     async def confirm_claim(self, confirm: bool) -> str | ToolResult:
         """File the claim with the claims system (True), or go back to fix details (False).
 

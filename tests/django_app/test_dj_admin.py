@@ -161,8 +161,8 @@ def test_funnel_counts_reached_and_stopped(
 ) -> None:
     _seed(20)  # 5 per step; indexes 1, 9, 17 (collect_name) are abandoned
     url = reverse("admin:agent_runtime_journey_funnel_agent", args=["onboarding-agent"])
-    # Session, user, and the funnel's two queries (analytics.py).
-    with django_assert_max_num_queries(4):
+    # Session, user, the funnel's two queries (analytics.py) and the agent's usage (usage.py).
+    with django_assert_max_num_queries(5):
         response = admin_client.get(url)
     assert response.status_code == 200
     rows = response.context["funnel"]["rows"]

@@ -44,7 +44,9 @@ THEIR_TABLES = {
     "agent_step_checkpoint",
     "agent_step_event",
 }
-OUR_TABLES = {"arf_conversation", "arf_journey", "arf_message", "arf_event"}
+OUR_TABLES = {
+    "arf_conversation", "arf_journey", "arf_message", "arf_event", "arf_approval", "arf_run"
+}  # fmt: skip
 
 
 @pytest.fixture

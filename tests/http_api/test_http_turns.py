@@ -225,7 +225,8 @@ class SSEReader:
 
 def test_events_stream_resumes_after_last_event_id(make_api: Any, users: Any, agents: Any) -> None:
     api = make_api(users[0])
-    cid = api.start("onboarding-agent", "hello").json()["conversation_id"]
+    turn = api.start("onboarding-agent", "hello").json()
+    cid = turn["conversation_id"]
     url = api.url(f"conversations/{cid}/events")
 
     with api.client.stream("GET", url) as response:
@@ -234,13 +235,18 @@ def test_events_stream_resumes_after_last_event_id(make_api: Any, users: Any, ag
         assert response.headers["cache-control"] == "no-cache"
         events = SSEReader(response).until("assistant.message")
     assert [e[1] for e in events] == [
+        "run.started",
         "tool.call",
         "tool.result",
         "journey.step_changed",
         "assistant.message",
     ]
-    assert events[0][2] == {"name": "start", "arguments": {}}
-    assert events[2][2] == {"from": "welcome", "to": "collect_name"}
+    assert events[0][2]["message"] == "hello"
+    # Each event names its run (the turn's run_id), so a page attributes it to its turn.
+    runs = {e[2].pop("run_id") for e in events}
+    assert runs == {turn["run_id"]}
+    assert events[1][2] == {"name": "start", "arguments": {}}
+    assert events[3][2] == {"from": "welcome", "to": "collect_name"}
     ids = [int(e[0]) for e in events]
     assert ids == sorted(ids)
 
@@ -249,14 +255,15 @@ def test_events_stream_resumes_after_last_event_id(make_api: Any, users: Any, ag
     with api.client.stream("GET", url, headers={"Last-Event-ID": str(ids[-1])}) as response:
         second = SSEReader(response).until("assistant.message")
     assert [e[1] for e in second] == [
+        "run.started",
         "tool.call",
         "tool.result",
         "journey.step_changed",
         "assistant.message",
     ]
-    assert second[0][2]["arguments"] == {"name": "Ada"}
+    assert second[1][2]["arguments"] == {"name": "Ada"}
     # The query parameter works as well (for clients that cannot set headers).
-    with api.client.stream("GET", url, params={"last_event_id": str(ids[1])}) as response:
+    with api.client.stream("GET", url, params={"last_event_id": str(ids[2])}) as response:
         assert SSEReader(response).next()[1] == "journey.step_changed"
 
 
@@ -279,11 +286,11 @@ def test_live_deltas_and_events_arrive_while_a_turn_runs(
             events = reader.until("assistant.message")
             turn.join(timeout=10)
         types = [e[1] for e in events]
-        assert types[:3] == ["tool.call", "tool.result", "journey.step_changed"]
+        assert types[:4] == ["run.started", "tool.call", "tool.result", "journey.step_changed"]
         deltas = [e for e in events if e[1] == "assistant.delta"]
         assert "".join(e[2]["delta"] for e in deltas) == events[-1][2]["content"]
         # A delta's id resumes after the last stored event before it.
-        stored_before = events[2][0]
+        stored_before = events[3][0]
         assert all(e[0].startswith(f"{stored_before}-") for e in deltas)
         assert reader.comments  # the opening comment
     finally:
@@ -313,7 +320,8 @@ def test_idle_streams_get_keepalives_and_events_of_other_workers(
                 seen.append(line)
                 if line == ": keep-alive":
                     break
-            record_event(uuid.uuid4(), "progress.update", {"done": 1}, conversation_id=cid)
+            run = uuid.uuid4()
+            record_event(run, "progress.update", {"done": 1}, conversation_id=cid)
             for line in lines:
                 seen.append(line)
                 if line.startswith("data: "):
@@ -321,7 +329,9 @@ def test_idle_streams_get_keepalives_and_events_of_other_workers(
     finally:
         views.connect_signals()
     assert ": keep-alive" in seen
-    assert "event: progress.update" in seen and seen[-1] == 'data: {"done":1}'
+    assert "event: progress.update" in seen and seen[-1] == (
+        f'data: {{"done":1,"run_id":"{run}"}}'
+    )
 
 
 def test_run_turn_sync_plays_turns_from_sync_code(users: Any, llm: Any) -> None:

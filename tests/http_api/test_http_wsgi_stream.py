@@ -65,6 +65,7 @@ def test_the_event_stream_sends_events_under_a_wsgi_server(
         assert response.headers["content-type"].startswith("text/event-stream")
         events = SSEReader(response).until("assistant.message")
     assert [e[1] for e in events] == [
+        "run.started",
         "tool.call",
         "tool.result",
         "journey.step_changed",

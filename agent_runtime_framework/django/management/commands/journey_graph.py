@@ -52,9 +52,7 @@ def _is_terminal(agent: Any, step: Any) -> bool:
         return False
 
 
-def journey_edges(
-    agent: Any, observed: list[dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
+def journey_edges(agent: Any, observed: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The graph's edges: ``{"from", "to", "kind", "declared", "journeys", "transitions"}``.
 
     Declared transitions (``step_transitions``) or, without them, the enum order; with
@@ -127,8 +125,7 @@ def journey_mermaid(
         arrow = {"loop": "-.->", "back": "-.->", "observed": "==>"}.get(edge["kind"], "-->")
         text = f"|{_label(label)}|" if label else ""
         lines.append(
-            f"{indent}{_node_id(prefix, edge['from'])} {arrow}{text} "
-            f"{_node_id(prefix, edge['to'])}"
+            f"{indent}{_node_id(prefix, edge['from'])} {arrow}{text} {_node_id(prefix, edge['to'])}"
         )
     return lines
 

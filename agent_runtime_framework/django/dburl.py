@@ -2,8 +2,9 @@
 
 The parsing is dj-database-url's (every scheme it knows). What this adds is what the
 example project, the tests and the benchmarks want from it: an empty URL means SQLite at
-``default_sqlite``; SQLite gets a lock timeout, immediate transactions and a file test database (database threads
-must share one database, which ``:memory:`` cannot); every database keeps its connections
+``default_sqlite``; SQLite gets a lock timeout, immediate transactions (web and worker
+processes write one file) and a file test database (database threads must share one
+database, which ``:memory:`` cannot); every database keeps its connections
 (``CONN_MAX_AGE``), because journeys use a pool of database threads.
 """
 

@@ -53,15 +53,32 @@ class Site:
     def start_worker(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
         if self.engine == "celery":
             command = [
-                sys.executable, "-m", "celery", "-A", "example_project", "worker",
-                "--pool=solo", "--concurrency=1", "--loglevel=INFO", "-n", f"{name}@%h",
-                "--prefetch-multiplier=1", "--without-gossip", "--without-mingle",
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "example_project",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--loglevel=INFO",
+                "-n",
+                f"{name}@%h",
+                "--prefetch-multiplier=1",
+                "--without-gossip",
+                "--without-mingle",
+            ]
         else:
             command = [
-                sys.executable, "manage.py", "db_worker", "--interval", "0.05",
-                "--no-startup-delay", "--worker-id", name,
-            ]  # fmt: skip
+                sys.executable,
+                "manage.py",
+                "db_worker",
+                "--interval",
+                "0.05",
+                "--no-startup-delay",
+                "--worker-id",
+                name,
+            ]
         log = ARTIFACTS / f"queued-{self.engine}-{name}.log"
         self.logs.append(log)
         with log.open("ab") as out:
@@ -76,7 +93,9 @@ class Site:
         return process
 
     def tail(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs)
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs
+        )
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -120,8 +139,12 @@ def queued_site(engine: str) -> Iterator[Site]:
             env["CELERY_TASK_DEFAULT_QUEUE"] = f"arf-{secrets.token_hex(4)}"
         migrate = subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
         webs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
         site = Site([], env, engine)
@@ -133,11 +156,22 @@ def queued_site(engine: str) -> Iterator[Site]:
                 with log.open("wb") as out:
                     process = subprocess.Popen(
                         [
-                            sys.executable, "-m", "uvicorn", "example_project.asgi:application",
-                            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                        ],  # fmt: skip
-                        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                    )  # fmt: skip
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            "example_project.asgi:application",
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(port),
+                            "--log-level",
+                            "warning",
+                        ],
+                        cwd=REPO,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
                 webs.append((f"http://127.0.0.1:{port}", process, log))
             for url, process, log in webs:
                 _wait_up(url, process, log)

@@ -59,6 +59,9 @@
   var conversation = null; // {id, agent}
   var events = null; // EventSource of the current conversation
   var pending = null; // the assistant bubble of the turn in flight
+  var pendingMessageId = null; // the id this page gave the message of that turn
+  var pendingRun = null; // that turn's run id, once its run.started event named it
+  var others = {}; // run id -> assistant bubble of a turn sent from another tab
   var busy = false;
 
   // -- HTTP ------------------------------------------------------------------------------
@@ -74,6 +77,24 @@
   function csrfToken() {
     var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function newUuid() {
+    if (window.crypto && typeof window.crypto.randomUUID === "function") {
+      return window.crypto.randomUUID();
+    }
+    return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, function (c) {
+      var r = (Math.random() * 16) | 0;
+      return (c === "x" ? r : (r & 0x3) | 0x8).toString(16);
+    });
+  }
+
+  // Which bubble an event of run ``runId`` belongs to: this page's turn, another tab's
+  // turn on the same conversation, or none (replayed history).
+  function bubbleOf(runId) {
+    if (runId && others[runId]) return others[runId];
+    if (pending && (!runId || !pendingRun || runId === pendingRun)) return pending;
+    return null;
   }
 
   function newKey() {
@@ -295,26 +316,59 @@
     }
   }
 
+  var live = false; // past the replay of stored events (other tabs' turns are shown)
+
   function openEvents(conversationId) {
     closeEvents();
+    live = false;
+    others = {};
     if (!window.EventSource) return;
     events = new EventSource(API + "conversations/" + conversationId + "/events");
+    events.addEventListener("run.started", function (event) {
+      // Every turn starts with the message it answers: ours (by the id this page gave
+      // it), or another tab's, which is shown live as it happens.
+      var data = parse(event);
+      if (!data.run_id) return;
+      if (pending && data.message_id === pendingMessageId) {
+        pendingRun = data.run_id;
+        return;
+      }
+      if (others[data.run_id] || !pending && !live) return;
+      if (typeof data.message === "string" && !data.resumed) {
+        addMessage("user", data.message).dataset.otherTab = "true";
+      }
+      var bubble = addMessage("assistant", "", { final: false });
+      bubble.classList.add("typing");
+      bubble.dataset.run = data.run_id;
+      others[data.run_id] = bubble;
+    });
     events.addEventListener("assistant.delta", function (event) {
       var data = parse(event);
       if (typeof data.delta !== "string") return;
       // Counted for the browser tests (and curious readers of the DOM).
       app.dataset.deltas = String(Number(app.dataset.deltas || 0) + 1);
-      if (!pending) return;
-      pending.dataset.streamed = "true";
-      pending.classList.remove("typing");
-      var bubble = pending.querySelector(".bubble");
-      bubble.textContent += data.delta;
+      var item = bubbleOf(data.run_id);
+      if (!item) return;
+      item.dataset.streamed = "true";
+      item.classList.remove("typing");
+      item.querySelector(".bubble").textContent += data.delta;
       scrollToEnd();
     });
     events.addEventListener("tool.call", function (event) {
       // Only while a turn is in flight: replayed history is rendered from the transcript.
       var data = parse(event);
-      if (pending && data.name) addNote("called " + data.name, pending);
+      var item = bubbleOf(data.run_id);
+      if (item && data.name) addNote("called " + data.name, item);
+    });
+    events.addEventListener("assistant.message", function (event) {
+      // Another tab's turn is complete: its final text replaces the streamed one.
+      var data = parse(event);
+      var item = data.run_id ? others[data.run_id] : null;
+      if (!item || typeof data.content !== "string") return;
+      setBubbleText(item, data.content);
+      item.classList.remove("typing");
+      item.dataset.final = "true";
+      delete others[data.run_id];
     });
     events.addEventListener("staff.message", function (event) {
       // A person answering from the admin's staff console (people in the loop).
@@ -331,6 +385,10 @@
     });
     events.addEventListener("open", function () {
       app.dataset.events = "open";
+      // Replayed history is in the transcript already; from now on events are live.
+      setTimeout(function () {
+        live = true;
+      }, 500);
     });
     events.addEventListener("error", function () {
       // EventSource reconnects by itself (sending Last-Event-ID); just show the state.
@@ -415,13 +473,28 @@
     }
   }
 
-  async function postMessage(conversationId, text) {
+  // A queued turn (the server answered 202): wait until a worker has answered it.
+  async function waitForRun(conversationId, runId) {
+    for (;;) {
+      var run = await api("conversations/" + conversationId + "/runs/" + runId);
+      if (run.status === "done") return run.turn;
+      if (run.status === "failed") {
+        var error = run.error || {};
+        throw new ApiError(502, {
+          error: { code: "run_failed", message: error.message || "The turn failed." },
+        });
+      }
+      await sleep(0.4);
+    }
+  }
+
+  async function postMessage(conversationId, text, messageId) {
     var key = newKey();
     for (var attempt = 0; ; attempt++) {
       try {
         return await api("conversations/" + conversationId + "/messages", {
           method: "POST",
-          body: { message: text },
+          body: { message: text, message_id: messageId },
           headers: { "Idempotency-Key": key },
         });
       } catch (error) {
@@ -445,8 +518,14 @@
     var bubble = addMessage("assistant", "", { final: false });
     bubble.classList.add("typing");
     pending = bubble; // deltas from the event stream go here until the reply arrives
+    pendingMessageId = newUuid();
+    pendingRun = null;
     try {
-      var turn = await postMessage(current.id, text);
+      var turn = await postMessage(current.id, text, pendingMessageId);
+      if (turn && turn.status_url && turn.reply === undefined) {
+        pendingRun = turn.run_id; // queued: a worker answers it
+        turn = await waitForRun(current.id, turn.run_id);
+      }
       if (conversation !== current) return; // the user started over meanwhile
       setBubbleText(bubble, turn.reply || "(no reply)");
       bubble.dataset.final = "true";
@@ -462,7 +541,11 @@
       showError(prefix + error.message);
     } finally {
       bubble.classList.remove("typing");
-      if (pending === bubble) pending = null;
+      if (pending === bubble) {
+        pending = null;
+        pendingRun = null;
+        pendingMessageId = null;
+      }
       if (conversation === current) {
         setBusy(false);
         el.input.focus();

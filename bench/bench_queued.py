@@ -16,10 +16,10 @@ ratio 2 workers / 1 worker against the floor ``--floor`` (1.6 by default).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime
@@ -30,7 +30,15 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.harness import _free_port, _server_env, fresh_database  # noqa: E402
+from tests.browser.harness import (  # noqa: E402
+    example_env,
+    fresh_database,
+    migrate_example,
+    start_uvicorn,
+    stop_process,
+    wait_until_up,
+    worker_command,
+)
 
 
 def _cpu(pid: int) -> float:
@@ -46,16 +54,7 @@ def _percentile(values: list[float], q: float) -> float:
 def _round(env: dict[str, str], web: str, web_pid: int, workers: int, count: int) -> dict:
     procs = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "db_worker",
-                "--interval",
-                "0.05",
-                "--no-startup-delay",
-                "--worker-id",
-                f"bench-{workers}-{i}",
-            ],
+            worker_command("tasks", f"bench-{workers}-{i}"),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -125,8 +124,7 @@ def _round(env: dict[str, str], web: str, web_pid: int, workers: int, count: int
             started_at = datetime.fromisoformat(run["started_at"]).timestamp()
             delays.append(seen_started[cid] - started_at)
     for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=15)
+        stop_process(proc)
     waits = [done[c] - started[c] for c in cids if c in done]
     return {
         "workers": workers,
@@ -149,45 +147,21 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     with fresh_database() as url:
-        env = _server_env(url)
+        env = example_env(url)
         env.update(
             AGENT_RUNTIME_TURNS="queued",
             AGENT_RUNTIME_STANDIN_LATENCY=str(args.latency),
             AGENT_RUNTIME_LEASE_SECONDS="10",
         )
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        port = _free_port()
-        web = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "example_project.asgi:application",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
+        migrate_example(env)
+        log = Path(tempfile.gettempdir()) / "bench_queued_web.log"
+        port, web = start_uvicorn(env, log)
         base = f"http://127.0.0.1:{port}"
+        wait_until_up(base, web, log)
         try:
-            for _ in range(100):
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(base + "/api/agents").status_code == 200:
-                        break
-                time.sleep(0.2)
             rows = [_round(env, base, web.pid, n, args.conversations) for n in (1, 2)]
         finally:
-            web.terminate()
-            web.wait(timeout=15)
+            stop_process(web)
     print(
         f"queued turns: {args.conversations} conversations posting at once, the stand-in "
         f"sleeping {args.latency}s per model call"

@@ -140,6 +140,13 @@ class ApprovalGate:
         """Decided calls of ``journey`` whose outcome is not in the conversation yet."""
         raise NotImplementedError
 
+    async def outstanding(
+        self, conversation_id: Any, journey: str
+    ) -> tuple[list[PendingCall], list[PendingCall]]:
+        """``(pending, to_apply)``: what a turn starts with. A store that can read both in
+        one trip overrides this (the Django gate does, once per turn)."""
+        return await self.pending(conversation_id), await self.to_apply(conversation_id, journey)
+
     async def mark_applied(self, call: PendingCall) -> None:
         """Before the outcome's commit: the marker that commit makes durable."""
 
@@ -234,7 +241,9 @@ async def run_approved(agent: Any, tools: Any, call: PendingCall, gate: Approval
 class ApprovalSession:
     """One run's approvals: which tools need one, the held call, the user's open ones."""
 
-    __slots__ = ("conversation_id", "gate", "journey", "open", "requested", "settled", "specs")
+    __slots__ = (
+        "conversation_id", "decided", "gate", "journey", "open", "requested", "settled", "specs"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -253,11 +262,12 @@ class ApprovalSession:
         self.requested: PendingCall | None = None
         #: Calls applied this run, to settle after the turn's commit.
         self.settled: list[PendingCall] = []
+        #: Calls decided since the last turn, whose outcome enters the history first.
+        self.decided: list[PendingCall] = []
 
     async def load(self) -> None:
-        self.open = [
-            c for c in await self.gate.pending(self.conversation_id) if c.approver == APPROVER_USER
-        ]
+        pending, self.decided = await self.gate.outstanding(self.conversation_id, self.journey)
+        self.open = [c for c in pending if c.approver == APPROVER_USER]
 
     def tools(self) -> list[ToolSchema]:
         return [_answer_schema()] if self.open and self.requested is None else []

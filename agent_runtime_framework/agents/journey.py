@@ -283,7 +283,7 @@ class JourneyAgent(BaseAgent, JourneyDefaults[StateT, ToolsT, StepT]):
             approvals = await self._approval_session(ctx, conversation_id)
             tools: Any = None
             if approvals is not None:
-                decided = await approvals.gate.to_apply(conversation_id, key)
+                decided = approvals.decided
                 if decided:
                     # Approved or rejected since the last turn (or a crash before their
                     # outcome was committed): their outcome enters the history first.

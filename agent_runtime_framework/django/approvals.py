@@ -140,6 +140,16 @@ def _is_executed(cid: uuid.UUID, approval_id: str) -> bool:
     ).exists()
 
 
+def _pending_sync(cid: uuid.UUID) -> list[PendingCall]:
+    rows = Approval.objects.filter(conversation_id=cid, status=ApprovalStatus.PENDING)
+    return [_call(row) for row in rows]
+
+
+def _outstanding_sync(cid: uuid.UUID, journey: str) -> tuple[list[PendingCall], list[PendingCall]]:
+    """A turn's start: pending calls and decided ones to apply, in one database trip."""
+    return _pending_sync(cid), _to_apply_sync(cid, journey)
+
+
 def _to_apply_sync(cid: uuid.UUID, journey: str) -> list[PendingCall]:
     found: list[PendingCall] = []
     rows = Approval.objects.filter(
@@ -178,13 +188,7 @@ class DjangoApprovalGate(ApprovalGate):
         await run_db(_hold_sync, call)
 
     async def pending(self, conversation_id: Any) -> list[PendingCall]:
-        cid = uuid.UUID(str(conversation_id))
-        rows = await run_db(
-            lambda: list(
-                Approval.objects.filter(conversation_id=cid, status=ApprovalStatus.PENDING)
-            )
-        )
-        return [_call(row) for row in rows]
+        return await run_db(_pending_sync, uuid.UUID(str(conversation_id)))
 
     async def decide(
         self, conversation_id: Any, approval_id: Any, approve: bool, by: str, approver: str
@@ -200,6 +204,11 @@ class DjangoApprovalGate(ApprovalGate):
 
     async def to_apply(self, conversation_id: Any, journey: str) -> list[PendingCall]:
         return await run_db(_to_apply_sync, uuid.UUID(str(conversation_id)), journey)
+
+    async def outstanding(
+        self, conversation_id: Any, journey: str
+    ) -> tuple[list[PendingCall], list[PendingCall]]:
+        return await run_db(_outstanding_sync, uuid.UUID(str(conversation_id)), journey)
 
     async def mark_applied(self, call: PendingCall) -> None:
         # Deferred into the claim's next commit: the marker is durable with the result.
@@ -236,17 +245,18 @@ def decide(
         raise Approval.DoesNotExist(f"Approval {approval_id} not found")
     if row.approver == APPROVER_STAFF and not as_staff:
         raise NotAllowedToDecide("Only staff may decide this approval")
-    status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-    now = timezone.now()
-    updated = Approval.objects.filter(id=aid, status=ApprovalStatus.PENDING).update(
-        status=status,
-        decided_by=by[:200],
-        decided_by_user=user if getattr(user, "pk", None) is not None else None,
-        decided_at=now,
-    )
-    row.refresh_from_db()
+    decision = {
+        "status": ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED,
+        "decided_by": by[:200],
+        "decided_by_user": user if getattr(user, "pk", None) is not None else None,
+        "decided_at": timezone.now(),
+    }
+    updated = Approval.objects.filter(id=aid, status=ApprovalStatus.PENDING).update(**decision)
     if not updated:
+        row.refresh_from_db(fields=["status"])  # what the winner decided
         raise AlreadyDecided(row.status)
+    for field, value in decision.items():
+        setattr(row, field, value)
     event = APPROVAL_APPROVED if approve else APPROVAL_REJECTED
     _record(cid, row.agent_key, event, {"approval_id": str(aid), "tool": row.tool, "by": by})
     approval_decided.send_robust(

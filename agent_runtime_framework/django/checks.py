@@ -448,29 +448,25 @@ def _check_queued(raw: dict[str, Any]) -> list[checks.CheckMessage]:
                 id="agent_runtime.E006",
             )
         )
-    elif turns == "queued" and queue == "tasks":
-        from .tasks import play_conversation_task
+    elif turns == "queued" and queue in ("tasks", "celery"):
+        from . import tasks
 
-        if play_conversation_task is None:
-            errors.append(
-                checks.Error(
-                    "TURNS is 'queued' on Django's tasks framework, which is missing.",
-                    hint='Use Django 6, or install "agent-runtime-framework[tasks]" (the '
-                    "django-tasks backport), and configure TASKS.",
-                    id="agent_runtime.E006",
-                )
-            )
-    elif turns == "queued" and queue == "celery":
-        from .tasks import play_conversation_celery
-
-        if play_conversation_celery is None:
-            errors.append(
-                checks.Error(
-                    "QUEUE is 'celery' but Celery is not installed.",
-                    hint='pip install "agent-runtime-framework[celery]"',
-                    id="agent_runtime.E006",
-                )
-            )
+        engines = {
+            "tasks": (
+                tasks.play_conversation_task,
+                "TURNS is 'queued' on Django's tasks framework, which is missing.",
+                'Use Django 6, or install "agent-runtime-framework[tasks]" (the django-tasks '
+                "backport), and configure TASKS.",
+            ),
+            "celery": (
+                tasks.play_conversation_celery,
+                "QUEUE is 'celery' but Celery is not installed.",
+                'pip install "agent-runtime-framework[celery]"',
+            ),
+        }
+        task, message, hint = engines[queue]
+        if task is None:
+            errors.append(checks.Error(message, hint=hint, id="agent_runtime.E006"))
     live = raw.get("LIVE_EVENTS", "auto")
     if not isinstance(live, str) or not (
         live in ("auto", "poll", "postgres") or live.startswith(("redis://", "rediss://"))

@@ -392,6 +392,35 @@ def owns(
     return conversation["owner_id"] is None and conversation["session_key"] == session_key
 
 
+def check_access_sync(
+    cid: uuid.UUID,
+    agent_key: str | None,
+    user_id: Any,
+    session_key: str,
+    create: bool,
+    reach_ownerless: bool,
+) -> dict[str, Any]:
+    """The conversation row (agent_key, owner_id, session_key) if the caller owns it, made
+    now when missing and ``create`` (with an agent key) allows; else ``ConversationNotFound``.
+    ``ValueError`` when it belongs to another agent than ``agent_key``."""
+    found = Conversation.objects.filter(id=cid).values("agent_key", "owner_id", "session_key")
+    row: dict[str, Any] | None = next((dict(r) for r in found[:1]), None)
+    if row is None:
+        if not create or agent_key is None:
+            raise ConversationNotFound(cid)
+        row = {"agent_key": agent_key, "owner_id": user_id, "session_key": session_key}
+        if not owns(row, user_id, session_key, reach_ownerless=reach_ownerless):
+            raise ConversationNotFound(cid)  # it would be nobody's: do not create it
+        ensure_conversation_sync(cid, agent_key, user_id, session_key)
+    elif not owns(row, user_id, session_key, reach_ownerless=reach_ownerless):
+        raise ConversationNotFound(cid)
+    if agent_key is not None and row["agent_key"] != agent_key:
+        raise ValueError(
+            f"Conversation {cid} belongs to agent {row['agent_key']!r}, not {agent_key!r}"
+        )
+    return row
+
+
 def _begin_sync(
     cid: uuid.UUID,
     agent_key: str | None,
@@ -406,23 +435,7 @@ def _begin_sync(
 
     Returns (the conversation's agent key, a stored response or None).
     """
-    rows = list(
-        Conversation.objects.filter(id=cid).values("agent_key", "owner_id", "session_key")[:1]
-    )
-    row = rows[0] if rows else None
-    if row is None:
-        if not create or agent_key is None:
-            raise ConversationNotFound(cid)
-        row = {"agent_key": agent_key, "owner_id": user_id, "session_key": session_key}
-        if not owns(row, user_id, session_key, reach_ownerless=reach_ownerless):
-            raise ConversationNotFound(cid)  # it would be nobody's: do not create it
-        ensure_conversation_sync(cid, agent_key, user_id, session_key)
-    elif not owns(row, user_id, session_key, reach_ownerless=reach_ownerless):
-        raise ConversationNotFound(cid)
-    if agent_key is not None and row["agent_key"] != agent_key:
-        raise ValueError(
-            f"Conversation {cid} belongs to agent {row['agent_key']!r}, not {agent_key!r}"
-        )
+    row = check_access_sync(cid, agent_key, user_id, session_key, create, reach_ownerless)
     if idempotency_key is None:
         return row["agent_key"], None
     run_id = _idempotency_run_id(cid, idempotency_key)
@@ -788,6 +801,8 @@ async def _run_runcontext_runtime(
         metadata=metadata,
         start_seq=start_seq,
     )
+    if announce is not None:  # as for a journey agent: whose turn this is, first
+        await ctx.event_log.record_many([(RUN_STARTED, announce)], _built=True)
     try:
         result = await runtime.run(ctx)
     except Exception as exc:

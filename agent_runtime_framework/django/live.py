@@ -151,12 +151,18 @@ def _forward_journey_event(
     **kwargs: Any,
 ) -> None:
     """``journey_event`` receiver: wake listeners of stored events, carry deltas."""
-    if conversation_id is None or type.startswith("http."):
-        return
-    live_bus.publish(conversation_id, _live_event(type, payload, event))
+    if _is_live(conversation_id, type):
+        live_bus.publish(conversation_id, _live_event(type, payload, event))
+
+
+def _is_live(conversation_id: Any, type: str) -> bool:
+    """Streams show a conversation's events, never the ``http.*`` bookkeeping."""
+    return conversation_id is not None and not type.startswith("http.")
 
 
 def _live_event(type: str, payload: Any, event: Any) -> LiveEvent:
+    """What listeners get, here and on other processes: a stored event by its id (they
+    read the table), a delta whole, with the run it belongs to."""
     pk = getattr(event, "pk", None)
     if pk is not None:
         return LiveEvent(type, {"id": pk}, durable=True)
@@ -220,35 +226,40 @@ def _work_out_channel() -> str:
 
 
 def _wire(events: Sequence[Any]) -> list[list[Any]]:
-    """Events as the channel carries them: stored ones by id, deltas whole."""
+    """Events as the channel carries them: ``[conversation, type, data, durable]``."""
     items: list[list[Any]] = []
     for event in events:
         cid = getattr(event, "conversation_id", None)
-        if cid is None or event.type.startswith("http."):
-            continue
-        if event.pk is not None:
-            items.append([str(cid), event.type, event.pk, None])
-        else:
-            data = dict(event.payload or {})
-            data["run_id"] = str(event.run_id)
-            items.append([str(cid), event.type, None, data])
+        if _is_live(cid, event.type):
+            live = _live_event(event.type, event.payload, event)
+            items.append([str(cid), live.type, live.payload, live.durable])
     return items
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 def _chunks(items: list[list[Any]]) -> Iterator[str]:
-    batch: list[list[Any]] = []
+    """Messages of this process's items, each under the channel's size limit."""
+    batch: list[str] = []
     size = 0
     for item in items:
-        text = json.dumps(item, separators=(",", ":"), ensure_ascii=True, default=str)
-        if batch and size + len(text) > _MAX_NOTIFY_BYTES:
-            yield json.dumps({"o": PROCESS_ID, "e": batch}, separators=(",", ":"), default=str)
-            batch, size = [], 0
+        text = _json(item)
         if len(text) > _MAX_NOTIFY_BYTES:
             continue  # a delta this large never happens; the table has everything stored
-        batch.append(item)
+        if batch and size + len(text) > _MAX_NOTIFY_BYTES:
+            yield _envelope(batch)
+            batch, size = [], 0
+        batch.append(text)
         size += len(text)
     if batch:
-        yield json.dumps({"o": PROCESS_ID, "e": batch}, separators=(",", ":"), default=str)
+        yield _envelope(batch)
+
+
+def _envelope(items: list[str]) -> str:
+    """One channel message: this process (which ignores it) and the items, as JSON."""
+    return f'{{"o":"{PROCESS_ID}","e":[{",".join(items)}]}}'
 
 
 _redis_lock = threading.Lock()
@@ -304,13 +315,11 @@ def _deliver(raw: str | bytes) -> None:
         return
     for item in message.get("e") or ():
         try:
-            cid, type_, pk, data = item
+            cid, type_, data, durable = item
         except (TypeError, ValueError):
             continue
-        if pk is not None:
-            live_bus.publish(cid, LiveEvent(str(type_), {"id": int(pk)}, durable=True))
-        elif isinstance(data, dict):
-            live_bus.publish(cid, LiveEvent(str(type_), data, durable=False))
+        if isinstance(data, dict):
+            live_bus.publish(cid, LiveEvent(str(type_), data, durable=bool(durable)))
 
 
 class _Listener:

@@ -80,6 +80,20 @@ _RETRY_AFTER = {
 }
 
 
+def _run_fields() -> dict[str, Any]:
+    """What the 202 of a queued message and the run's status share (``queued.py``)."""
+    return {
+        "conversation_id": {"type": "string", "format": "uuid"},
+        "run_id": {"type": "string", "format": "uuid"},
+        "message_id": {"type": "string", "format": "uuid"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "position": {
+            "type": "integer",
+            "description": "Unfinished messages of the conversation ahead of it",
+        },
+    }
+
+
 def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
     nullable_string = {"type": "string", "nullable": True}
     agent_field: dict[str, Any] = {"type": "string", "description": "Key of a registered agent"}
@@ -196,29 +210,15 @@ def _schemas(max_chars: int, agent_keys: list[str]) -> dict[str, Any]:
         "Queued": {
             "type": "object",
             "description": 'TURNS = "queued": the message is stored and a worker answers it',
-            "required": ["conversation_id", "run_id", "message_id", "status", "position"],
-            "properties": {
-                "conversation_id": {"type": "string", "format": "uuid"},
-                "run_id": {"type": "string", "format": "uuid"},
-                "message_id": {"type": "string", "format": "uuid"},
-                "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-                "position": {
-                    "type": "integer",
-                    "description": "Unfinished messages of the conversation ahead of it",
-                },
-                "status_url": {"type": "string"},
-            },
+            "required": list(_run_fields()),
+            "properties": {**_run_fields(), "status_url": {"type": "string"}},
             "additionalProperties": True,
         },
         "Run": {
             "type": "object",
-            "required": ["conversation_id", "run_id", "message_id", "status", "position"],
+            "required": list(_run_fields()),
             "properties": {
-                "conversation_id": {"type": "string", "format": "uuid"},
-                "run_id": {"type": "string", "format": "uuid"},
-                "message_id": {"type": "string", "format": "uuid"},
-                "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
-                "position": {"type": "integer"},
+                **_run_fields(),
                 "attempts": {"type": "integer"},
                 "turn": {"nullable": True, "allOf": [_ref("Turn")]},
                 "error": {"type": "object", "nullable": True, "additionalProperties": True},

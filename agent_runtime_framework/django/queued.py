@@ -41,7 +41,7 @@ from django.utils.module_loading import import_string
 from ..agents.context import INPUT_STORED_KEY
 from .db import run_db
 from .events import RUN_FAILED, RUN_STARTED, RUN_SUCCEEDED, record_events
-from .models import Conversation, JourneyMessage, Run, RunStatus
+from .models import JourneyMessage, Run, RunStatus
 
 __all__ = [
     "INLINE",
@@ -110,29 +110,15 @@ def _submit_sync(
 ) -> QueuedTurn:
     """Resolve the caller, check ownership (creating the conversation when allowed) and
     store the run, in one unit of database work."""
-    from .host import ConversationNotFound, owns
-    from .stores import _owner_id, ensure_conversation_sync
+    from .host import check_access_sync
+    from .stores import _owner_id
+    from .usage import check_limits_sync
 
     user, session = caller()
     user_id, session_key = _owner_id(user), session or ""
-    from .conf import app_settings
-
-    if app_settings().LIMITS:
-        from .usage import check_limits_sync
-
-        check_limits_sync(user, user_id, session_key)  # 429 before anything is stored
+    check_limits_sync(user, user_id, session_key)  # 429 before anything is stored
     with transaction.atomic():
-        row = Conversation.objects.filter(id=cid).values("agent_key", "owner_id", "session_key")
-        found = row.first()
-        if found is None:
-            if not create or agent_key is None:
-                raise ConversationNotFound(cid)
-            found = {"agent_key": agent_key, "owner_id": user_id, "session_key": session_key}
-            if not owns(found, user_id, session_key, reach_ownerless=False):
-                raise ConversationNotFound(cid)
-            ensure_conversation_sync(cid, agent_key, user_id, session_key)
-        elif not owns(found, user_id, session_key, reach_ownerless=False):
-            raise ConversationNotFound(cid)
+        check_access_sync(cid, agent_key, user_id, session_key, create, reach_ownerless=False)
         replayed = False
         try:
             with transaction.atomic():
@@ -226,11 +212,13 @@ def enqueue_conversation(conversation_id: Any, delay: float | None = None) -> bo
     return True
 
 
-def _enqueue_quietly(conversation_id: uuid.UUID, delay: float) -> None:
+def _enqueue_quietly(conversation_id: uuid.UUID, delay: float | None = None) -> None:
+    """``enqueue_conversation`` for a second look that the run does not depend on (the
+    message is stored; the next post, ``run_status`` or ``journey_requeue`` looks too)."""
     try:
         enqueue_conversation(conversation_id, delay)
     except Exception:
-        logger.exception("could not enqueue a later look at conversation %s", conversation_id)
+        logger.exception("could not enqueue conversation %s", conversation_id)
 
 
 # -- the worker ------------------------------------------------------------------------------
@@ -246,17 +234,14 @@ class _Taken:
     opened: Any = None
 
 
-def _answered_after(cid: uuid.UUID, seq: int) -> dict[str, Any] | None:
+def _answered_after(cid: uuid.UUID, seq: int) -> str | None:
     """The assistant's final reply stored after the run's message, if the turn finished
     (a worker died between the turn's last commit and marking the run done)."""
-    reply = (
-        JourneyMessage.objects.filter(conversation_id=cid, seq__gt=seq, role="assistant")
-        .filter(Q(tool_calls__isnull=True))
-        .order_by("-seq")
-        .values("content")
-        .first()
+    replies = JourneyMessage.objects.filter(
+        conversation_id=cid, seq__gt=seq, role="assistant", tool_calls__isnull=True
     )
-    return dict(reply) if reply is not None else None
+    found = replies.order_by("-seq").values_list("content", flat=True)[:1]
+    return next((content or "" for content in found), None)
 
 
 def _take_sync(cid: uuid.UUID, token: str, lease_seconds: float) -> _Taken:
@@ -289,8 +274,8 @@ def _take_sync(cid: uuid.UUID, token: str, lease_seconds: float) -> _Taken:
             reply = _answered_after(cid, run["message_seq"])
             if reply is not None:
                 stands = where_it_stands(key, journeys_of_sync([cid]).get(cid, []))
-                turn = {"conversation_id": str(cid), "reply": reply["content"] or ""}
-                _finish_sync(run, key, {**turn, "agent": key, **stands}, release=(cid, token))
+                turn = {"conversation_id": str(cid), "reply": reply, "agent": key, **stands}
+                _finish_sync(run, key, turn, release=(cid, token))
                 return _Taken("settled")
         elif handoff_status:
             staff_turn = intercept_turn_sync(cid, key, run["message"], handoff_status)
@@ -367,13 +352,12 @@ def _fail_sync(run: Mapping[str, Any], cid: uuid.UUID, agent_key: str, exc: Base
         )
 
 
-async def play_next_run(conversation_id: Any) -> _Taken:
+async def play_next_run(cid: uuid.UUID) -> _Taken:
     """Play the conversation's oldest unfinished run, if this worker can claim it."""
     from .conf import app_settings
     from .host import _play, _resolve_runtime
-    from .stores import LeaseLost, _owner_id, conversation_uuid
+    from .stores import LeaseLost, _owner_id
 
-    cid = conversation_uuid(conversation_id)
     lease = float(app_settings().LEASE_SECONDS)
     taken = await run_db(_take_sync, cid, uuid.uuid4().hex, lease)
     if taken.kind != "play":
@@ -416,15 +400,15 @@ async def play_conversation(conversation_id: Any) -> int:
     A busy conversation is left to the worker holding it (it looks again after releasing);
     the engine is asked to look again when that worker's lease would expire.
     """
+    from .stores import conversation_uuid
+
+    cid = conversation_uuid(conversation_id)
     played = 0
     while True:
-        taken = await play_next_run(conversation_id)
+        taken = await play_next_run(cid)
         if taken.kind == "idle":
             return played
         if taken.kind == "busy":
-            from .stores import conversation_uuid
-
-            cid = conversation_uuid(conversation_id)
             await run_db(_enqueue_quietly, cid, taken.wait + 1.0)
             return played
         played += 1
@@ -491,10 +475,7 @@ def _stalled(now: dt.datetime) -> Q:
 
 def _kick_if_stalled(conversation_id: uuid.UUID) -> None:
     if Run.objects.filter(_stalled(timezone.now()), conversation_id=conversation_id).exists():
-        try:
-            enqueue_conversation(conversation_id)
-        except Exception:
-            logger.exception("could not enqueue conversation %s", conversation_id)
+        _enqueue_quietly(conversation_id)
 
 
 def requeue_stalled() -> int:

@@ -28,6 +28,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from ..agents.routed import RoutedJourneyAgent
@@ -746,8 +747,11 @@ async def messages_view(request: HttpRequest, conversation_id: str) -> HttpRespo
 
 def _accepted(request: HttpRequest, queued: QueuedTurn, **extra: Any) -> HttpResponseBase:
     """202: the message is stored and queued; ``Location`` is the run's status."""
-    path = f"{request.path.rsplit('/conversations', 1)[0]}/conversations/"
-    location = f"{path}{queued.conversation_id}/runs/{queued.run_id}"
+    match = request.resolver_match
+    location = reverse(
+        f"{match.namespace}:run" if match and match.namespace else "agent_runtime:run",
+        kwargs={"conversation_id": queued.conversation_id, "run_id": queued.run_id},
+    )
     response = JsonResponse({**queued.to_dict(), **extra, "status_url": location}, status=202)
     response["Location"] = location
     if queued.replayed:

@@ -32,9 +32,15 @@ __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "ExampleServer",
+    "example_env",
     "fresh_database",
+    "migrate_example",
     "require_chromium",
     "run_example_server",
+    "start_uvicorn",
+    "stop_process",
+    "wait_until_up",
+    "worker_command",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,7 +116,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _server_env(database_url: str) -> dict[str, str]:
+def example_env(database_url: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -175,6 +181,62 @@ def _postgres_database(url: str) -> Iterator[str]:
             )
 
 
+def migrate_example(env: dict[str, str]) -> None:
+    """``manage.py migrate`` of the example project on the database ``env`` names."""
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if migrate.returncode != 0:
+        pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}", pytrace=False)
+
+
+def start_uvicorn(
+    env: dict[str, str], log_path: Path, *, log_level: str = "warning"
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """The example project under uvicorn on a free port; its output goes to ``log_path``."""
+    port = _free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "example_project.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                log_level,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return port, process
+
+
+def worker_command(engine: str, name: str) -> list[str]:
+    """A worker of the example's queued turns: django-tasks-db's ``db_worker``
+    (``engine`` "tasks") or a Celery worker ("celery"), one turn at a time."""
+    if engine == "celery":
+        return [
+            sys.executable, "-m", "celery", "-A", "example_project", "worker",
+            "--pool=solo", "--concurrency=1", "--loglevel=INFO", "-n", f"{name}@%h",
+            "--prefetch-multiplier=1", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+    return [
+        sys.executable, "manage.py", "db_worker", "--interval", "0.05",
+        "--no-startup-delay", "--worker-id", name,
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def run_example_server(
     name: str, llm_env: dict[str, str] | None = None, *, browser: bool = True
@@ -188,65 +250,46 @@ def run_example_server(
     if browser:
         require_chromium()  # no point starting a server the tests cannot drive
     with fresh_database() as database_url:
-        env = _server_env(database_url)
+        env = example_env(database_url)
         if llm_env is not None:
             env.pop("AGENT_RUNTIME_LLM", None)
             env.update(llm_env)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         log_path = ARTIFACTS / f"{name}.log"
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if migrate.returncode != 0:
-            pytest.fail(f"migrate failed:\n{migrate.stdout}\n{migrate.stderr}", pytrace=False)
-        port = _free_port()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "example_project.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "info",
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        migrate_example(env)
+        port, process = start_uvicorn(env, log_path, log_level="info")
         server = ExampleServer(f"http://127.0.0.1:{port}", env, log_path, process)
         try:
-            _wait_until_up(server)
+            wait_until_up(server.base_url, process, log_path)
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+            stop_process(process)
 
 
-def _wait_until_up(server: ExampleServer) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a process this harness started (kill it if it does not stop)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Wait until the example project at ``base_url`` answers ``GET /api/agents``."""
+
+    def log() -> str:
+        return log_path.read_text(errors="replace") if log_path.exists() else ""
+
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     last_error = ""
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(
-                f"uvicorn exited with {server.process.returncode}:\n{server.log()}", pytrace=False
-            )
+        if process.poll() is not None:
+            pytest.fail(f"uvicorn exited with {process.returncode}:\n{log()}", pytrace=False)
         try:
-            with urllib.request.urlopen(server.url("api/agents"), timeout=5) as response:
+            with urllib.request.urlopen(base_url + "/api/agents", timeout=5) as response:
                 if response.status == 200:
                     return
         except urllib.error.HTTPError as exc:
@@ -256,6 +299,6 @@ def _wait_until_up(server: ExampleServer) -> None:
         time.sleep(0.2)
     pytest.fail(
         f"the example server did not answer GET /api/agents within {SERVER_START_TIMEOUT}s "
-        f"({last_error}):\n{server.log()}",
+        f"({last_error}):\n{log()}",
         pytrace=False,
     )

@@ -17,7 +17,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,9 +31,13 @@ import pytest
 from tests.browser.harness import (
     ARTIFACTS,
     REPO,
-    _free_port,
-    _server_env,
+    example_env,
     fresh_database,
+    migrate_example,
+    start_uvicorn,
+    stop_process,
+    wait_until_up,
+    worker_command,
 )
 
 LEASE = "3"  # seconds: a killed worker's run is played again soon after
@@ -51,34 +54,7 @@ class Site:
     logs: list[Path] = field(default_factory=list)
 
     def start_worker(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        if self.engine == "celery":
-            command = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "example_project",
-                "worker",
-                "--pool=solo",
-                "--concurrency=1",
-                "--loglevel=INFO",
-                "-n",
-                f"{name}@%h",
-                "--prefetch-multiplier=1",
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        else:
-            command = [
-                sys.executable,
-                "manage.py",
-                "db_worker",
-                "--interval",
-                "0.05",
-                "--no-startup-delay",
-                "--worker-id",
-                name,
-            ]
+        command = worker_command(self.engine, name)
         log = ARTIFACTS / f"queued-{self.engine}-{name}.log"
         self.logs.append(log)
         with log.open("ab") as out:
@@ -98,35 +74,11 @@ class Site:
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited:\n{log.read_text(errors='replace')}", pytrace=False)
-        try:
-            if httpx.get(url + "/api/agents", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{url} did not come up:\n{log.read_text(errors='replace')}", pytrace=False)
-
-
 @contextlib.contextmanager
 def queued_site(engine: str) -> Iterator[Site]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with fresh_database() as database_url:
-        env = _server_env(database_url)
+        env = example_env(database_url)
         env.update(
             AGENT_RUNTIME_TURNS="queued",
             AGENT_RUNTIME_QUEUE=engine,
@@ -137,53 +89,23 @@ def queued_site(engine: str) -> Iterator[Site]:
             # A Redis database of its own (and queue names nobody else uses).
             env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:6379/{secrets.randbelow(8) + 8}"
             env["CELERY_TASK_DEFAULT_QUEUE"] = f"arf-{secrets.token_hex(4)}"
-        migrate = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-        webs: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        migrate_example(env)
+        webs: list[subprocess.Popen[bytes]] = []
         site = Site([], env, engine)
         try:
             for name in ("web-a", "web-b"):
-                port = _free_port()
                 log = ARTIFACTS / f"queued-{engine}-{name}.log"
                 site.logs.append(log)
-                with log.open("wb") as out:
-                    process = subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "uvicorn",
-                            "example_project.asgi:application",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(port),
-                            "--log-level",
-                            "warning",
-                        ],
-                        cwd=REPO,
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                    )
-                webs.append((f"http://127.0.0.1:{port}", process, log))
-            for url, process, log in webs:
-                _wait_up(url, process, log)
-            site.webs = [url for url, _, _ in webs]
+                port, process = start_uvicorn(env, log)
+                webs.append(process)
+                site.webs.append(f"http://127.0.0.1:{port}")
+                wait_until_up(site.webs[-1], process, log)
             site.start_worker("w1")
             site.start_worker("w2")
             yield site
         finally:
-            for process in site.workers:
-                _stop(process)
-            for _, process, _ in webs:
-                _stop(process)
+            for process in [*site.workers, *webs]:
+                stop_process(process)
 
 
 class Client:
@@ -337,7 +259,7 @@ def _scenario(site: Site) -> None:
 def _worker_killed_mid_turn(site: Site) -> None:
     """SIGKILL the workers while a turn runs; a fresh worker plays it once the lease ends."""
     for worker in site.workers:
-        _stop(worker)
+        stop_process(worker)
     site.workers.clear()
     slow = site.start_worker("slow", AGENT_RUNTIME_STANDIN_LATENCY="3")
     client = Client(site)

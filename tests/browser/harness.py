@@ -32,9 +32,11 @@ __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "ExampleServer",
+    "QueuedSite",
     "example_env",
     "fresh_database",
     "migrate_example",
+    "queued_site",
     "require_chromium",
     "run_example_server",
     "start_uvicorn",
@@ -302,3 +304,80 @@ def wait_until_up(base_url: str, process: subprocess.Popen[bytes], log_path: Pat
         f"({last_error}):\n{log()}",
         pytrace=False,
     )
+
+
+# -- queued turns: web processes and workers -------------------------------------------
+
+QUEUED_LEASE = "3"  # seconds: a killed worker's run is played again soon after
+QUEUED_LATENCY = "0.15"  # seconds per model call of the stand-in
+
+
+@dataclass
+class QueuedSite:
+    """The example in queued mode: web processes, workers of one engine, their logs."""
+
+    webs: list[str]
+    env: dict[str, str]
+    engine: str
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def start_worker(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        command = worker_command(self.engine, name)
+        log = ARTIFACTS / f"queued-{self.engine}-{name}.log"
+        self.logs.append(log)
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env={**self.env, **extra_env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.workers.append(process)
+        return process
+
+    def tail(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs
+        )
+
+
+@contextlib.contextmanager
+def queued_site(engine: str) -> Iterator[QueuedSite]:
+    """The example with ``TURNS = "queued"`` on a fresh database: two uvicorn web processes
+    and two workers of ``engine`` ("tasks": django-tasks-db; "celery": on the local
+    RabbitMQ, with live events over Redis), a short lease and a stand-in with latency."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with fresh_database() as database_url:
+        env = example_env(database_url)
+        env.update(
+            AGENT_RUNTIME_TURNS="queued",
+            AGENT_RUNTIME_QUEUE=engine,
+            AGENT_RUNTIME_LEASE_SECONDS=QUEUED_LEASE,
+            AGENT_RUNTIME_STANDIN_LATENCY=QUEUED_LATENCY,
+        )
+        if engine == "celery":
+            # RabbitMQ re-delivers an unacknowledged task as soon as its worker's connection
+            # drops (a SIGKILLed worker's turn); a queue name nobody else uses.
+            env["CELERY_BROKER_URL"] = "amqp://guest:guest@127.0.0.1:5672//"
+            env["CELERY_TASK_DEFAULT_QUEUE"] = f"arf-{secrets.token_hex(4)}"
+            # Live events over Redis pub/sub (a database of its own), not LISTEN/NOTIFY.
+            env["AGENT_RUNTIME_LIVE_EVENTS"] = f"redis://127.0.0.1:6379/{secrets.randbelow(8) + 8}"
+        migrate_example(env)
+        webs: list[subprocess.Popen[bytes]] = []
+        site = QueuedSite([], env, engine)
+        try:
+            for name in ("web-a", "web-b"):
+                log = ARTIFACTS / f"queued-{engine}-{name}.log"
+                site.logs.append(log)
+                port, process = start_uvicorn(env, log)
+                webs.append(process)
+                site.webs.append(f"http://127.0.0.1:{port}")
+                wait_until_up(site.webs[-1], process, log)
+            site.start_worker("w1")
+            site.start_worker("w2")
+            yield site
+        finally:
+            for process in [*site.workers, *webs]:
+                stop_process(process)

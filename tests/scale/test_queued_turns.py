@@ -1,6 +1,7 @@
 """Queued turns with real processes (issue 13): two uvicorn web processes of the example
 project, two workers of an engine (django-tasks-db's ``db_worker``, or Celery on the local
-Redis), one database (the suite's kind: PostgreSQL with LISTEN/NOTIFY, or SQLite polling).
+RabbitMQ with live events over Redis), one database (the suite's kind: PostgreSQL with
+LISTEN/NOTIFY, or SQLite polling); see ``harness.queued_site``.
 
 A message posted through web A is answered by a worker; a stream on web B shows the run
 live (deltas in order, attributed by run id); rapid messages on one conversation are
@@ -13,99 +14,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.browser.harness import (
-    ARTIFACTS,
-    REPO,
-    example_env,
-    fresh_database,
-    migrate_example,
-    start_uvicorn,
-    stop_process,
-    wait_until_up,
-    worker_command,
-)
+from tests.browser.harness import QueuedSite as Site
+from tests.browser.harness import queued_site, stop_process
 
-LEASE = "3"  # seconds: a killed worker's run is played again soon after
-LATENCY = "0.15"  # seconds per model call of the stand-in
 AGENT = "onboarding"
-
-
-@dataclass
-class Site:
-    webs: list[str]
-    env: dict[str, str]
-    engine: str
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    logs: list[Path] = field(default_factory=list)
-
-    def start_worker(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        command = worker_command(self.engine, name)
-        log = ARTIFACTS / f"queued-{self.engine}-{name}.log"
-        self.logs.append(log)
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO,
-                env={**self.env, **extra_env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.workers.append(process)
-        return process
-
-    def tail(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs
-        )
-
-
-@contextlib.contextmanager
-def queued_site(engine: str) -> Iterator[Site]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with fresh_database() as database_url:
-        env = example_env(database_url)
-        env.update(
-            AGENT_RUNTIME_TURNS="queued",
-            AGENT_RUNTIME_QUEUE=engine,
-            AGENT_RUNTIME_LEASE_SECONDS=LEASE,
-            AGENT_RUNTIME_STANDIN_LATENCY=LATENCY,
-        )
-        if engine == "celery":
-            # A Redis database of its own (and queue names nobody else uses).
-            env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:6379/{secrets.randbelow(8) + 8}"
-            env["CELERY_TASK_DEFAULT_QUEUE"] = f"arf-{secrets.token_hex(4)}"
-        migrate_example(env)
-        webs: list[subprocess.Popen[bytes]] = []
-        site = Site([], env, engine)
-        try:
-            for name in ("web-a", "web-b"):
-                log = ARTIFACTS / f"queued-{engine}-{name}.log"
-                site.logs.append(log)
-                port, process = start_uvicorn(env, log)
-                webs.append(process)
-                site.webs.append(f"http://127.0.0.1:{port}")
-                wait_until_up(site.webs[-1], process, log)
-            site.start_worker("w1")
-            site.start_worker("w2")
-            yield site
-        finally:
-            for process in [*site.workers, *webs]:
-                stop_process(process)
 
 
 class Client:
@@ -187,7 +108,10 @@ class Stream:
 
 
 def _channel(site: Site) -> bool:
-    return site.env["DATABASE_URL"].startswith(("postgres://", "postgresql://"))
+    """Whether events cross processes on a channel (else SQLite's streams poll the table)."""
+    return site.env["DATABASE_URL"].startswith(("postgres://", "postgresql://")) or site.env.get(
+        "AGENT_RUNTIME_LIVE_EVENTS", ""
+    ).startswith("redis://")
 
 
 def _transcript(client: Client, cid: str) -> list[tuple[str, str]]:
@@ -291,19 +215,21 @@ def test_queued_turns_on_django_tasks_with_real_workers() -> None:
 
 
 def test_queued_turns_on_celery_with_real_workers() -> None:
-    if shutil.which("redis-cli") is None and not _redis_up():
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (the Celery tests need it)")
+    for service, port in (("RabbitMQ", 5672), ("Redis", 6379)):
+        if not _listening(port):
+            pytest.fail(f"{service} is not running on 127.0.0.1:{port} (the Celery test needs it)")
     with queued_site("celery") as site:
         try:
             _scenario(site)
+            _worker_killed_mid_turn(site)
         except BaseException:
             print(site.tail())
             raise
 
 
-def _redis_up() -> bool:
+def _listening(port: int) -> bool:
     import socket
 
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 6379), 2):
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 2):
         return True
     return False

@@ -11,7 +11,8 @@
 - Funnel per agent (``.../journey/funnel/<agent_key>/``): from the step transitions
   (``analytics.py``): per step, journeys that entered, are there now, left and to where,
   completed or ended there, the median time; per branch (``?through=``) and date range;
-  with the journey's graph. A router's funnel: where its conversations were routed.
+  with the journey's graph (SVG, ``graph_svg.py``). A router's funnel: where its
+  conversations were routed.
 
 Built for large tables: no N+1 queries (owners are joined, agents resolved from the
 in-process registry), no unfiltered COUNT(*) (``show_full_result_count = False`` and, on

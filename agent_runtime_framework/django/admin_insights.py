@@ -9,7 +9,8 @@ and the graph (kept out of ``admin.py``, which wires them in).
 - Search: ``conversation_id_range`` turns an id prefix (the 8 characters the list shows)
   into an indexed range.
 - Funnel: ``funnel_context`` (``analytics.journey_funnel`` / ``router_funnel``), with
-  the agent's usage and cost (``usage.agent_usage``).
+  the agent's usage and cost (``usage.agent_usage``), and the journey's graph: drawn as
+  SVG (``graph_svg.journey_svg``) with the edges as a table below it (``graph_html``).
 - Usage: ``usage_html`` renders a ``usage.UsageSummary`` (tokens and cost per model);
   ``journey_usage`` picks one journey's share of its conversation.
 """
@@ -36,6 +37,8 @@ __all__ = [
     "conversation_id_range",
     "cost_text",
     "funnel_context",
+    "graph_html",
+    "graph_svg_html",
     "is_router",
     "journey_usage",
     "progress_html",
@@ -185,6 +188,7 @@ def funnel_context(
         "agent_registered": agent is not None,
         "router": False,
         "graph_html": graph_html(agent, funnel["edges"]) if agent is not None else "",
+        "graph_svg": graph_svg_html(agent, funnel) if agent is not None else "",
     }
     return context
 
@@ -308,3 +312,19 @@ def graph_html(agent: Any, observed: list[dict[str, Any]]) -> str:
         "<th>Journeys</th><th>Times taken</th></tr></thead><tbody>{}</tbody></table>",
         rows,
     )
+
+
+def graph_svg_html(agent: Any, funnel: dict[str, Any]) -> str:
+    """The journey's graph drawn server-side as SVG (``graph_svg.journey_svg``): its steps
+    with the journeys that entered each, its edges with the journeys that took each. Every
+    step name is escaped in the markup; "" when the agent has no step enum."""
+    from django.utils.safestring import mark_safe
+
+    from .graph_svg import journey_svg
+
+    entered = {str(row["step"]): int(row["entered"]) for row in funnel.get("rows", [])}
+    try:
+        svg = journey_svg(agent, funnel["edges"], entered=entered, id_prefix="art-graph")
+    except Exception:
+        return ""
+    return mark_safe(svg)  # journey_svg escapes every string it draws

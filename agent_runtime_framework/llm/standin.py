@@ -43,6 +43,11 @@ Conversation control, with the same small means:
 - **A person.** When ``talk_to_a_person`` is offered and the message asks for a person
   ("talk to a person", "a human", "an agent", "a representative"), it calls that tool
   with the message as the reason.
+- **Approvals.** While a call waits for the user's confirmation (the built-in
+  ``answer_approval`` tool is offered), a yes ("yes", "ok", "sure", "confirm", "go
+  ahead") calls it with ``approve`` and a no ("no", "cancel", "stop") with ``reject``;
+  its result is then said without the "Approved by ..." lead, a rejection as "I haven't
+  done that" and the step's question.
 
 Token usage is a rough count of whitespace-separated words. ``is_offline_standin`` is True
 so a UI can say plainly that no real model is answering.
@@ -63,9 +68,11 @@ from ._standin_text import (
     _EMAIL,
     _HELP,
     _NAME_RANK,
+    _NO,
     _NUMBER_RANK,
     _SWITCH_RANK,
     _SWITCH_TOOL,
+    _YES,
     _fill,
     _is_free_text,
     _mentions_user,
@@ -91,6 +98,14 @@ _PERSON = re.compile(
     r"member of staff|talk to (a |an |someone|somebody))",
     re.IGNORECASE,
 )
+#: The built-in tool a user answers a held call with (agents/approvals.py).
+_APPROVAL_TOOL = "answer_approval"
+_APPROVE_WORDS = _YES | {"confirm", "confirmed", "approve", "approved", "proceed"}
+_REJECT_WORDS = _NO | {"cancel", "reject", "stop", "decline", "abort"}
+_GO_AHEAD = re.compile(r"\b(go ahead|do it|go for it)\b", re.IGNORECASE)
+#: How an approval's outcome reaches the model: "Approved by <who>. <result>".
+_APPROVED = re.compile(r"^Approved by [^.]{1,200}\.\s*")
+_REJECTED = re.compile(r"^Rejected by [^:]{1,200}: \w+ was not run\.")
 
 
 class OfflineStandInLLM:
@@ -164,6 +179,13 @@ class OfflineStandInLLM:
                     break
                 results.append(text_of(message.get("content")) or "")
             results.reverse()
+            if results and _REJECTED.match(results[-1]):
+                # The user said no to a held call: say so, then the step's question.
+                return self._text(
+                    f"All right, I haven't done that. {_restate(system_text)}", prompt_tokens
+                )
+            # An approved call's result is written for the user; its lead is for the model.
+            results = [_APPROVED.sub("", result, count=1) for result in results]
             control = any(r.startswith(_CONTROL_RESULTS) for r in results)
             refused = any(r.startswith("Error") for r in results)
             if tools and not control and not refused:
@@ -192,6 +214,9 @@ class OfflineStandInLLM:
             escalate = self._escalation_call(user_text, tools, len(messages))
             if escalate is not None:
                 return self._call(escalate, prompt_tokens)
+            answer = self._approval_call(user_text, tools, len(messages))
+            if answer is not None:
+                return self._call(answer, prompt_tokens)
             call = self._choose_tool(user_text, tools, len(messages), system_text)
             if call is not None:
                 return self._call(call, prompt_tokens)
@@ -224,6 +249,29 @@ class OfflineStandInLLM:
                     "function": {"name": _ESCALATION_TOOL, "arguments": arguments},
                 }
         return None
+
+    @staticmethod
+    def _approval_call(
+        text: str, tools: Sequence[Mapping[str, Any]], position: int
+    ) -> dict[str, Any] | None:
+        """``answer_approval`` when it is offered and the message is a yes or a no."""
+        if not any(field(field(t, "function") or t, "name") == _APPROVAL_TOOL for t in tools):
+            return None
+        if "?" in text:
+            return None  # a question ("what does it not cover?"): the other rules answer
+        words = set(re.findall(r"[a-z']+", text.lower()))
+        if words & _REJECT_WORDS:
+            decision = "reject"
+        elif words & _APPROVE_WORDS or _GO_AHEAD.search(text):
+            decision = "approve"
+        else:
+            return None  # something else (a question): the other rules answer it
+        arguments = json.dumps({"decision": decision})
+        return {
+            "id": stable_call_id(_APPROVAL_TOOL, arguments, position),
+            "type": "function",
+            "function": {"name": _APPROVAL_TOOL, "arguments": arguments},
+        }
 
     def _call(self, call: dict[str, Any], prompt_tokens: int) -> LLMResponse:
         return LLMResponse(

@@ -185,7 +185,12 @@ class ClaimTools(PolicyFaqTools, BaseJourneyTools[ClaimState]):
             "Please answer yes or no."
         )
 
-    @tool(steps=[ClaimStep.CONFIRM], needs_approval="staff", approval_if=needs_staff_approval)
+    @tool(
+        steps=[ClaimStep.CONFIRM],
+        needs_approval="staff",
+        approval_if=needs_staff_approval,
+        approval_summary=lambda args: "file this claim (its amount needs a person's approval)",
+    )
     async def confirm_claim(self, confirm: bool) -> str | ToolResult:
         """File the claim with the claims system (True), or go back to fix details (False).
 

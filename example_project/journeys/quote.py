@@ -9,6 +9,9 @@
   clears the branch's answers (``invalidates``) and goes on from the new branch; a new
   age replaces the driver's and clears the price, so the dates and price are asked again.
 - A global tool: ``policy_faq`` (``faq.py``) answers side questions at any step.
+- A person in the loop: accepting the quote binds the policy only once the user confirms
+  it (``needs_approval="user"``); they say yes (the built-in ``answer_approval`` tool) or
+  press Approve on the chat page.
 """
 
 from __future__ import annotations
@@ -301,7 +304,14 @@ class QuoteTools(PolicyFaqTools, BaseJourneyTools[QuoteState]):
             "quote? Please answer yes or no."
         )
 
-    @tool(steps=[QuoteStep.REVIEW])
+    @tool(
+        steps=[QuoteStep.REVIEW],
+        # Binding the policy waits for the user's explicit confirmation (issue 11);
+        # declining (the quote starts over) does not.
+        needs_approval="user",
+        approval_if=lambda tools, args: bool(args.get("accept")),
+        approval_summary=lambda args: "accept this quote and bind the policy",
+    )
     async def accept_quote(self, accept: bool) -> str:
         """Accept the quote (it is issued) or decline it (the quote starts over).
 

@@ -143,6 +143,10 @@ def test_quote_through_the_front_desk_with_a_refused_age(
     assert step(page) == "review"
     shot("quote priced")
 
+    # Binding the policy waits for the user's confirmation (people in the loop).
+    reply = say(page, "yes")
+    assert "please confirm: accept this quote and bind the policy" in reply, reply
+    assert step(page) == "review"
     reply = say(page, "yes")
     assert re.search(r"Your quote reference is Q-[0-9A-F]{6}", reply), reply
     assert step(page) == "complete"

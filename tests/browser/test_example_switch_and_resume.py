@@ -59,6 +59,7 @@ def test_quote_switch_to_claim_finish_it_then_resume_the_quote(
     start = (dt.date.today() + dt.timedelta(days=7)).isoformat()
     for text in ("19", "no", start):
         say(page, text)
+    assert "please confirm: accept this quote" in say(page, "yes")  # binding waits for it
     assert "Your quote reference is Q-" in say(page, "yes")
     assert step(page) == "complete"
     page.wait_for_function(

@@ -61,11 +61,26 @@ def _play(key: str, llm: ScriptedLLM, turns: list[tuple[str, dict[str, Any]]], u
     """One turn per (tool, arguments): the model calls the tool, then replies."""
     cid: str | None = None
     for name, arguments in turns:
-        llm.call(name, **arguments).reply("ok")
-        result = run_turn_sync(key if cid is None else None, cid, "answer", user)
-        cid = result.conversation_id
+        cid = _answer(llm, key if cid is None else None, cid, name, arguments, user)
     assert cid is not None
     return cid
+
+
+def _answer(
+    llm: ScriptedLLM, key: str | None, cid: str | None, name: str, args: dict[str, Any], user: Any
+) -> str:
+    """One turn in which the model calls ``name``; a held call is confirmed in a second."""
+    if name == "accept_quote" and args.get("accept"):
+        # Binding the policy waits for the user's confirmation (needs_approval="user"):
+        # the call is held and the turn ends; the user's "yes" approves it.
+        llm.call(name, **args)
+        result = run_turn_sync(key, cid, "answer", user)
+        assert result.stopped_reason == "approval_pending", result.stopped_reason
+        llm.call("answer_approval", decision="approve").reply("ok")
+        run_turn_sync(None, result.conversation_id, "yes", user)
+        return str(result.conversation_id)
+    llm.call(name, **args).reply("ok")
+    return str(run_turn_sync(key, cid, "answer", user).conversation_id)
 
 
 CAR_TWO_DRIVERS = [
@@ -286,10 +301,10 @@ def test_the_front_desk_in_the_admin(
 
     # Finish the quote: the front desk's row follows it.
     for name, arguments in CAR_TWO_DRIVERS[4:]:
-        llm.call(name, **arguments).reply("ok")
-        run_turn_sync(None, cid, "answer", admin_user)
+        _answer(llm, None, cid, name, arguments, admin_user)
     router.refresh_from_db()
-    assert (router.status, router.turns) == (JourneyStatus.COMPLETE, 7)
+    # Seven answers and the user's confirmation of the quote's binding.
+    assert (router.status, router.turns) == (JourneyStatus.COMPLETE, 8)
 
     # The front desk's funnel works: where its conversations went.
     response = admin.get(reverse(FUNNEL, args=[FRONT_DESK_KEY]))

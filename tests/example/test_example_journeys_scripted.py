@@ -104,7 +104,9 @@ async def test_quote_car_branch_loops_over_drivers_and_refuses_an_underage_drive
     llm.call("more_drivers", add_another=False).reply("Start date?")
     llm.call("set_start_date", start_date=in_days(-1)).reply("Not in the past.")
     llm.call("set_start_date", start_date=in_days(5)).reply("Accept?")
-    llm.call("accept_quote", accept=True).reply("Done.")
+    # Binding waits for the user's confirmation: the call is held, the run ends.
+    llm.call("accept_quote", accept=True)
+    llm.call("answer_approval", decision="approve").reply("Done.")
     driver = JourneyDriver(QuoteAgent(llm))
 
     await driver.say("A car quote please")
@@ -128,6 +130,11 @@ async def test_quote_car_branch_loops_over_drivers_and_refuses_an_underage_drive
     assert driver.state.driver_ages == [19, 80]
     assert driver.state.annual_premium == Decimal(320 + 450 + 220)
     result = await driver.say("yes")
+    assert result.stopped_reason == "approval_pending"
+    assert "please confirm: accept this quote and bind the policy" in result.response
+    driver.assert_step(QuoteStep.REVIEW)
+    assert driver.state.reference == ""  # not bound yet
+    result = await driver.say("yes, go ahead")
     assert result.complete
     assert driver.state.reference.startswith("Q-")
     llm.assert_exhausted()

@@ -21,6 +21,8 @@ INCIDENT = (TODAY - dt.timedelta(days=3)).isoformat()
 
 # (user message, expected step after the turn, a phrase the reply contains)
 Turn = tuple[str, str | None, str]
+#: Accepting a quote binds the policy only once the user confirms it (issue 11).
+CONFIRM = "Before I go ahead, please confirm: accept this quote and bind the policy."
 
 ONBOARDING: list[Turn] = [
     ("Hi", "welcome", "What is your name?"),
@@ -38,6 +40,7 @@ QUOTE_CAR: list[Turn] = [
     ("no", "start_date", "When should the cover start?"),
     ("2020-01-01", "start_date", "is out of range"),
     (START, "review", "Would you like to accept this quote?"),
+    ("yes", "review", CONFIRM),
     ("yes", "complete", "Your quote reference is Q-"),
 ]
 
@@ -49,7 +52,10 @@ QUOTE_HOME: list[Turn] = [
     ("A bicycle worth 1500", "more_items", "Added A bicycle (1,500)"),
     ("no", "start_date", "When should the cover start?"),
     (START, "review", "home cover"),
-    ("yes please", "complete", "Your quote reference is Q-"),
+    ("yes please", "review", CONFIRM),
+    ("no", "review", "All right, I haven't done that. Would you like to accept this quote?"),
+    ("ok", "review", CONFIRM),
+    ("Sure, go ahead", "complete", "Your quote reference is Q-"),
 ]
 
 CLAIM: list[Turn] = [
@@ -67,7 +73,9 @@ async def play(agent: object, turns: list[Turn]) -> JourneyDriver:
     driver = JourneyDriver(agent)
     for text, step, phrase in turns:
         result = await driver.say(text)
-        assert result.stopped_reason == "text_response", (text, result.stopped_reason)
+        # A held call ends the turn on the question that asks for the confirmation.
+        expected = "approval_pending" if phrase == CONFIRM else "text_response"
+        assert result.stopped_reason == expected, (text, result.stopped_reason)
         assert phrase in result.response, f"after {text!r}: {result.response!r}"
         assert result.step_value == step, f"after {text!r}: step {result.step_value!r}"
     assert driver.last.complete

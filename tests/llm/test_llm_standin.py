@@ -291,3 +291,66 @@ async def test_tool_result_addressed_to_the_model_is_restated():
     ]
     response = await OfflineStandInLLM().generate(messages)
     assert response.message["content"] == "What is your name?"
+
+
+# -- tools that need approval: the built-in answer_approval (people in the loop) ----------
+
+ACCEPT = tool("accept_quote", {"accept": {"type": "boolean"}})
+ANSWER = tool("answer_approval", {"decision": {"type": "string", "enum": ["approve", "reject"]}})
+FAQ = tool("policy_faq", {"topic": {"type": "string", "enum": ["excess", "cancellation"]}})
+
+
+@pytest.mark.parametrize(
+    ("text", "decision"),
+    [
+        ("yes", "approve"),
+        ("ok", "approve"),
+        ("Sure, go ahead", "approve"),
+        ("I confirm", "approve"),
+        ("no", "reject"),
+        ("cancel that", "reject"),
+        ("No, stop", "reject"),
+    ],
+)
+async def test_a_yes_or_no_answers_a_pending_approval(text: str, decision: str) -> None:
+    # accept_quote would take the yes/no too: the approval, being asked, comes first.
+    name, arguments = await single_call(text, [ACCEPT, ANSWER])
+    assert (name, arguments) == ("answer_approval", {"decision": decision})
+
+
+async def test_without_a_pending_approval_a_yes_goes_to_the_step_s_tool() -> None:
+    assert await single_call("yes", [ACCEPT]) == ("accept_quote", {"accept": True})
+
+
+async def test_a_question_while_an_approval_waits_is_not_an_answer() -> None:
+    name, arguments = await single_call("What is not covered by the excess?", [FAQ, ANSWER])
+    assert (name, arguments) == ("policy_faq", {"topic": "excess"})
+
+
+def _after(result: str) -> str:
+    messages = [
+        *conversation("yes", system="Would you like to accept this quote? Call accept_quote."),
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "answer_approval", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": result},
+    ]
+    return str(OfflineStandInLLM().reply(messages, [ACCEPT]).message["content"])
+
+
+def test_an_approved_result_is_said_without_its_lead_for_the_model() -> None:
+    reply = _after("Approved by the user. Done! Your quote reference is Q-ABC123.")
+    assert reply == "Done! Your quote reference is Q-ABC123."
+
+
+def test_a_rejection_is_said_plainly_with_the_step_s_question() -> None:
+    reply = _after("Rejected by the user: accept_quote was not run.")
+    assert reply == "All right, I haven't done that. Would you like to accept this quote?"

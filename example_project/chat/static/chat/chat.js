@@ -7,6 +7,8 @@
  *                                           and the parked journeys after each turn
  *   POST conversations/<id>/messages     -> one turn; the reply, step and progress
  *   GET  conversations/<id>/events (SSE) -> assistant.delta while a turn streams
+ *   POST conversations/<id>/approvals/<approval_id> -> the Approve / Reject buttons of a
+ *                                           tool call waiting for the user's confirmation
  *
  * The streamed text is shown as it arrives; the POST response then replaces it with
  * the final reply, so a missed delta never leaves a wrong message on screen.
@@ -45,6 +47,8 @@
     conversationId: $("conversation-id"),
     parkedPanel: $("parked-panel"),
     parkedList: $("parked-list"),
+    approvalPanel: $("approval-panel"),
+    approvalList: $("approval-list"),
   };
 
   // A first message to try per agent (they work with the offline stand-in too).
@@ -63,6 +67,8 @@
   var pendingRun = null; // that turn's run id, once its run.started event named it
   var others = {}; // run id -> assistant bubble of a turn sent from another tab
   var busy = false;
+  var approvalStatus = {}; // approval id -> its status as this page last saw it
+  var announced = {}; // approval ids whose outcome this page has shown
 
   // -- HTTP ------------------------------------------------------------------------------
 
@@ -172,6 +178,7 @@
 
   function addNote(text, beforeItem) {
     var item = document.createElement("li");
+    item.dataset.kind = "note";
     item.className = "note";
     item.dataset.role = "note";
     item.setAttribute("data-testid", "note");
@@ -182,6 +189,7 @@
       el.transcript.appendChild(item);
     }
     scrollToEnd();
+    return item;
   }
 
   function setBubbleText(item, text) {
@@ -259,10 +267,130 @@
     });
   }
 
-  async function refreshParked(conversationId) {
+  // Tools that need approval (people in the loop): a held call waits for the user (Approve
+  // / Reject here, or a yes / no in words) or for staff (decided in the admin). The list
+  // comes from the conversation's detail, refreshed after each turn and on approval.*
+  // events; a decision made outside this page's turns (a button, staff) is shown with
+  // its outcome, since no model reply follows it.
+  function renderApprovals(data, announce) {
+    var approvals = (data && data.approvals) || [];
+    // A decision applied between turns leaves its outcome as a tool result of its own
+    // ("approval_<id>"); one said in words ("yes") is answered by that turn's reply.
+    var between = {};
+    ((data && data.messages) || []).forEach(function (message) {
+      if (message.role === "tool" && /^approval_/.test(message.tool_call_id || "")) {
+        between[message.tool_call_id] = true;
+      }
+    });
+    approvals.forEach(function (approval) {
+      var before = approvalStatus[approval.id];
+      var settled = approval.status === "executed" || approval.status === "rejected";
+      if (
+        announce && settled && (before === "pending" || before === "approved") &&
+        between["approval_" + String(approval.id).replace(/-/g, "")]
+      ) {
+        showOutcome(approval);
+      }
+      approvalStatus[approval.id] = approval.status;
+    });
+    var waiting = approvals.filter(function (approval) {
+      return approval.status === "pending";
+    });
+    el.approvalList.textContent = "";
+    el.approvalPanel.hidden = waiting.length === 0;
+    app.dataset.approvals = String(waiting.length);
+    waiting.forEach(function (approval) {
+      var item = document.createElement("li");
+      item.className = "approval-item";
+      item.setAttribute("data-testid", "approval");
+      item.dataset.approvalId = approval.id;
+      item.dataset.approver = approval.approver;
+      item.dataset.status = approval.status;
+      var summary = document.createElement("span");
+      summary.setAttribute("data-testid", "approval-summary");
+      summary.textContent = approval.summary || approval.tool;
+      item.appendChild(summary);
+      if (approval.approver === "user") {
+        var actions = document.createElement("span");
+        actions.className = "approval-actions";
+        [["approve", "Approve", "button-small"], ["reject", "Reject", "button-secondary button-small"]]
+          .forEach(function (choice) {
+            var button = document.createElement("button");
+            button.type = "button";
+            button.className = "button " + choice[2];
+            button.textContent = choice[1];
+            button.setAttribute("data-testid", "approval-" + choice[0]);
+            button.addEventListener("click", function () {
+              decideApproval(approval.id, choice[0]);
+            });
+            actions.appendChild(button);
+          });
+        item.appendChild(actions);
+      } else {
+        var note = document.createElement("span");
+        note.className = "approval-waiting";
+        note.setAttribute("data-testid", "approval-waiting");
+        note.textContent = "Waiting for staff";
+        item.appendChild(note);
+      }
+      el.approvalList.appendChild(item);
+    });
+  }
+
+  // The outcome of a decision no turn of this page reported: who decided, and the tool's
+  // result (what the journey says next), as the model reads it too.
+  function showOutcome(approval) {
+    if (announced[approval.id]) return;
+    announced[approval.id] = true;
+    var by = approval.decided_by || approval.approver;
+    var rejected = approval.status === "rejected";
+    var note = addNote(
+      (rejected ? "Rejected by " : "Approved by ") + by + ": " + (approval.summary || approval.tool)
+    );
+    note.setAttribute("data-testid", "approval-outcome");
+    note.dataset.approvalId = approval.id;
+    note.dataset.outcome = approval.status;
+    if (!rejected && approval.result) {
+      addMessage("assistant", approval.result).dataset.approvalId = approval.id;
+    }
+  }
+
+  async function decideApproval(approvalId, decision) {
+    if (busy || !conversation) return;
+    var current = conversation;
+    showError("");
+    setBusy(true);
+    el.approvalList.querySelectorAll("button").forEach(function (button) {
+      button.disabled = true;
+    });
+    try {
+      var answer = await api("conversations/" + current.id + "/approvals/" + approvalId, {
+        method: "POST",
+        body: { decision: decision },
+      });
+      var approval = (answer && answer.approval) || {};
+      if (conversation !== current) return;
+      if (approval.status === "executed" || approval.status === "rejected") showOutcome(approval);
+    } catch (error) {
+      // 409: decided meanwhile (said in words, another tab); the refresh shows how.
+      if (conversation === current && error.status !== 409) showError(error.message);
+    } finally {
+      if (conversation === current) {
+        setBusy(false);
+        await refreshParked(current.id, true, true);
+      }
+    }
+  }
+
+  // After each turn (and on approval.* events): the parked journeys and the approvals;
+  // ``announce``: show the outcome of decisions made meanwhile; ``progress``: the step too.
+  async function refreshParked(conversationId, announce, progress) {
     try {
       var data = await api("conversations/" + conversationId);
-      if (conversation && conversation.id === conversationId) renderParked(data);
+      if (!conversation || conversation.id !== conversationId) return;
+      renderParked(data);
+      renderApprovals(data, !!announce);
+      if (progress && !busy) renderProgress(data);
     } catch (error) {
       // The list is a convenience; the conversation goes on without it.
     }
@@ -296,6 +424,9 @@
     messages.forEach(function (message) {
       if (message.role === "user") {
         addMessage("user", message.content || "");
+      } else if (message.role === "tool" && /^approval_/.test(message.tool_call_id || "")) {
+        // A decision applied between turns (a button, staff): its outcome, as said then.
+        addMessage("assistant", message.content || "").dataset.approval = "true";
       } else if (message.role === "assistant") {
         (message.tool_calls || []).forEach(function (call) {
           var name = call && call.function ? call.function.name : "a tool";
@@ -383,6 +514,15 @@
     events.addEventListener("handoff.returned", function () {
       addNote("The assistant is back");
     });
+    ["approval.requested", "approval.approved", "approval.rejected", "approval.executed"].forEach(
+      function (type) {
+        events.addEventListener(type, function () {
+          // Replayed history is in the transcript already; a live decision (staff, another
+          // tab) refreshes the list, shows its outcome and where the journey is now.
+          if (live && conversation) refreshParked(conversation.id, true, true);
+        });
+      }
+    );
     events.addEventListener("open", function () {
       app.dataset.events = "open";
       // Replayed history is in the transcript already; from now on events are live.
@@ -442,6 +582,9 @@
     el.conversationId.textContent = "–";
     resetProgress(agentKey);
     renderParked(null);
+    approvalStatus = {};
+    announced = {};
+    renderApprovals(null, false);
     try {
       var created = await api("conversations", { method: "POST", body: { agent: agentKey } });
       useConversation(created.conversation_id, created.agent || agentKey);
@@ -467,6 +610,7 @@
       renderTranscript(data.messages || []);
       renderProgress(data);
       renderParked(data);
+      renderApprovals(data, false);
       return true;
     } catch (error) {
       return false; // gone, or not ours any more (another session): start afresh
@@ -530,7 +674,7 @@
       setBubbleText(bubble, turn.reply || "(no reply)");
       bubble.dataset.final = "true";
       renderProgress(turn);
-      refreshParked(current.id);
+      refreshParked(current.id, true);
     } catch (error) {
       if (conversation !== current) return;
       bubble.classList.add("message-error");

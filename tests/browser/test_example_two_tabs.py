@@ -80,4 +80,8 @@ def test_the_chat_page_in_queued_mode_gets_its_reply_from_a_worker(
         shot("queued reply")
         # The next message: the run's status says done, never a stale reply.
         second = say(page, "It happened on 2026-11-03")
+        # The stream's own events of these turns may arrive after the replies (SQLite
+        # polls every 2 s): they must not show this tab's turns again as another tab's.
+        page.wait_for_timeout(2500)
         assert second != reply and _texts(page, "assistant") == [reply, second]
+        assert len(_texts(page, "user")) == 2

@@ -66,6 +66,8 @@
   var pendingMessageId = null; // the id this page gave the message of that turn
   var pendingRun = null; // that turn's run id, once its run.started event named it
   var others = {}; // run id -> assistant bubble of a turn sent from another tab
+  var sent = {}; // message ids this page sent: their turns are never another tab's
+  var finished = {}; // run ids of this page's turns that are over (late events: ignored)
   var busy = false;
   var approvalStatus = {}; // approval id -> its status as this page last saw it
   var announced = {}; // approval ids whose outcome this page has shown
@@ -99,6 +101,7 @@
   // turn on the same conversation, or none (replayed history).
   function bubbleOf(runId) {
     if (runId && others[runId]) return others[runId];
+    if (runId && finished[runId]) return null;
     if (pending && (!runId || !pendingRun || runId === pendingRun)) return pending;
     return null;
   }
@@ -460,8 +463,9 @@
       // it), or another tab's, which is shown live as it happens.
       var data = parse(event);
       if (!data.run_id) return;
-      if (pending && data.message_id === pendingMessageId) {
-        pendingRun = data.run_id;
+      if (sent[data.message_id]) {
+        // Ours (events of a polled stream may come after the reply did).
+        if (pending && data.message_id === pendingMessageId) pendingRun = data.run_id;
         return;
       }
       if (others[data.run_id] || !pending && !live) return;
@@ -663,6 +667,7 @@
     bubble.classList.add("typing");
     pending = bubble; // deltas from the event stream go here until the reply arrives
     pendingMessageId = newUuid();
+    sent[pendingMessageId] = true;
     pendingRun = null;
     try {
       var turn = await postMessage(current.id, text, pendingMessageId);
@@ -670,6 +675,7 @@
         pendingRun = turn.run_id; // queued: a worker answers it
         turn = await waitForRun(current.id, turn.run_id);
       }
+      if (turn.run_id) finished[turn.run_id] = true;
       if (conversation !== current) return; // the user started over meanwhile
       setBubbleText(bubble, turn.reply || "(no reply)");
       bubble.dataset.final = "true";
@@ -686,6 +692,7 @@
     } finally {
       bubble.classList.remove("typing");
       if (pending === bubble) {
+        if (pendingRun) finished[pendingRun] = true;
         pending = null;
         pendingRun = null;
         pendingMessageId = null;

@@ -27,7 +27,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from .events import record_event
-from .models import Conversation, HandoffStatus, JourneyMessage
+from .models import Conversation, HandoffStatus
 from .signals import handoff_requested, handoff_returned, handoff_taken, staff_replied
 
 __all__ = [
@@ -209,8 +209,12 @@ def take_over(conversation_id: Any, user: Any) -> bool:
 def _append(cid: uuid.UUID, guard: Q, message: dict[str, Any]) -> int | None:
     """Append one message when the conversation row matches ``guard``; its seq or None.
 
-    The ``UPDATE`` of ``next_seq`` is the guard and the sequence reservation at once.
+    The ``UPDATE`` of ``next_seq`` is the guard and the sequence reservation at once; the
+    row is written by the one write path of messages (``stores``), which redacts it when
+    ``REDACT_MESSAGES`` is on, as it does the model's and the user's.
     """
+    from .stores import _insert_messages
+
     with transaction.atomic():
         updated = Conversation.objects.filter(guard, id=cid).update(
             next_seq=F("next_seq") + 1, updated_at=timezone.now()
@@ -218,7 +222,7 @@ def _append(cid: uuid.UUID, guard: Q, message: dict[str, Any]) -> int | None:
         if not updated:
             return None
         seq = int(Conversation.objects.filter(id=cid).values_list("next_seq", flat=True).get() - 1)
-        JourneyMessage.objects.create(conversation_id=cid, seq=seq, **message)
+        _insert_messages(cid, seq, [message])
     return seq
 
 
@@ -241,11 +245,8 @@ def staff_reply(conversation_id: Any, user: Any, content: str) -> int:
     seq = _append(
         cid,
         Q(handoff_status=HandoffStatus.STAFF, handled_by=user),
-        {
-            "role": "assistant",
-            "content": text,
-            "metadata": {"staff": {"id": user.pk, "name": name}},
-        },
+        # Keys beyond the message's own are kept in the row's metadata.
+        {"role": "assistant", "content": text, "staff": {"id": user.pk, "name": name}},
     )
     if seq is None:
         raise NotWithStaff("This conversation is not with you: take it over first")
@@ -317,7 +318,7 @@ def intercept_turn_sync(
     seq = _append(
         cid,
         Q(handoff_status__in=_WITH_PEOPLE),
-        {"role": "user", "content": message, "metadata": {"handoff": True}},
+        {"role": "user", "content": message, "handoff": True},
     )
     if seq is None:
         return None

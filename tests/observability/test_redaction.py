@@ -169,3 +169,32 @@ async def test_messages_are_redacted_when_opted_in(settings: Any, agent: Onboard
     assert "I am Ada, [phone], card [card]" in json.dumps(last_call.messages)
     stored = await run_db(_payloads, cid)
     assert EMAIL not in stored
+
+
+@pytest.mark.django_db
+def test_messages_with_staff_are_redacted_like_the_model_s(settings: Any) -> None:
+    """While a person has the conversation, the user's messages and the staff's replies are
+    stored through the same write path as every other message, so REDACT_MESSAGES masks
+    them too (the staff member's name stays in the row's metadata)."""
+    from django.contrib.auth import get_user_model
+
+    from agent_runtime_framework.django import handoff
+    from agent_runtime_framework.django.stores import ensure_conversation_sync
+
+    settings.AGENT_RUNTIME_FRAMEWORK = {"REDACT": REDACT, "REDACT_MESSAGES": True}
+    staff = get_user_model().objects.create_superuser("carol", "carol@example.com", "pw")
+    cid = uuid.uuid4()
+    ensure_conversation_sync(cid, "onboarding-agent")
+    assert handoff.request_handoff(cid, "asked for a person")
+    assert handoff.intercept_turn_sync(cid, "onboarding-agent", f"call me on {PHONE}")
+    handoff.take_over(cid, staff)
+    handoff.staff_reply(cid, staff, f"We will write to {EMAIL}")
+    rows = list(JourneyMessage.objects.filter(conversation_id=cid).order_by("seq"))
+    assert [(r.role, r.content) for r in rows] == [
+        ("user", "call me on [phone]"),
+        ("assistant", "We will write to [email]"),
+    ]
+    assert rows[0].metadata == {"handoff": True}
+    assert rows[1].metadata["staff"]["id"] == staff.pk
+    stored = json.dumps([r.content for r in rows])
+    assert not any(secret in stored for secret in SECRETS)

@@ -26,6 +26,7 @@ DOCUMENTED_PATHS = (
     "/conversations/{conversation_id}/messages",
     "/conversations/{conversation_id}/events",
     "/conversations/{conversation_id}/runs/{run_id}",
+    "/conversations/{conversation_id}/handoff",
     "/conversations/{conversation_id}/approvals/{approval_id}",
     "/openapi.json",
     "/ag-ui/{agent_key}",
@@ -527,6 +528,54 @@ def _paths(agent_keys: list[str]) -> dict[str, Any]:
                     **not_found,
                     **body_errors,
                     **turn_errors,
+                },
+            }
+        },
+        "/conversations/{conversation_id}/handoff": {
+            "post": {
+                "operationId": "requestHandoff",
+                "summary": "Hand the conversation to a person, without asking the model",
+                "description": (
+                    "Staff see it in the admin's queue; until one hands it back the model "
+                    "is not called and each message is answered with HANDOFF_REPLY. "
+                    "Idempotent: a conversation already waiting for or with a person stays "
+                    "as it is (requested: false)."
+                ),
+                "parameters": [_conversation_param()],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        _JSON: {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"reason": {"type": "string", "maxLength": 500}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Where the conversation stands",
+                        "content": {
+                            _JSON: {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["conversation_id", "handoff_status", "requested"],
+                                    "properties": {
+                                        "conversation_id": {"type": "string", "format": "uuid"},
+                                        "handoff_status": {
+                                            "type": "string",
+                                            "enum": ["", "waiting", "staff"],
+                                        },
+                                        "requested": {"type": "boolean"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **auth_errors,
+                    **not_found,
+                    **body_errors,
                 },
             }
         },

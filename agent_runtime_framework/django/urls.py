@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import agui, approval_views, views
+from . import agui, people_views, views
 
 __all__ = ["app_name", "urlpatterns"]
 
@@ -27,8 +27,13 @@ urlpatterns = [
         name="messages",
     ),
     path(
+        "conversations/<str:conversation_id>/handoff",
+        people_views.handoff_view,
+        name="handoff",
+    ),
+    path(
         "conversations/<str:conversation_id>/approvals/<str:approval_id>",
-        approval_views.approval_view,
+        people_views.approval_view,
         name="approval",
     ),
     path(

@@ -234,3 +234,20 @@ def test_the_user_approves_a_quote_with_the_button_and_rejects_another(
     shot("quote rejected with the button")
     # The journey goes on: the model reads the rejection; accepting asks again.
     assert CONFIRM in say(user, "yes")
+
+
+def test_the_talk_to_a_person_button_hands_over_without_the_model(
+    staff: Any, example_server: ExampleServer, shot: Callable[[str], Path], page: Any
+) -> None:
+    """The chat page's button asks for a person over HTTP, whatever the model would do;
+    the conversation is then in the staff console's queue and the model stays silent."""
+    open_chat(page, example_server)
+    cid = conversation_id(page)
+    page.click('[data-testid="talk-to-person"]')
+    page.wait_for_selector('[data-testid="note"]:has-text("You asked for a person")')
+    assert HANDOFF_REPLY in say(page, "Hello?")
+    shot("asked for a person with the button")
+    page.click('[data-testid="talk-to-person"]')
+    page.wait_for_selector('[data-testid="note"]:has-text("A person already has")')
+    _open_console(staff, example_server, cid)
+    assert staff.inner_text("#handoff-status") == "Waiting for a person"

@@ -233,3 +233,32 @@ def test_the_console_needs_the_permission_and_takes_over_once(
     assert strict.post(page, {"action": "hand_back"}).status_code == 403
     assert carol.post(page, {"action": "hand_back"}).status_code == 302
     assert Conversation.objects.get(id=cid).handoff_status == HandoffStatus.ASSISTANT
+
+
+def test_the_user_asks_for_a_person_over_http_without_the_model(
+    make_api: Any, users: Any, desk: OnboardingAgent, scripted: ScriptedLLM
+) -> None:
+    """``POST conversations/<id>/handoff``: the chat page's "Talk to a person" button.
+    The model is not called, then or on the next message; other callers get 404."""
+    alice, bob = make_api(users[0]), make_api(users[1])
+    cid = alice.start(KEY).json()["conversation_id"]
+    path = f"conversations/{cid}/handoff"
+    assert bob.post(path, {"reason": "mine"}).status_code == 404
+    assert make_api().post(path, {}).status_code in (403, 404)
+    assert alice.post(path, {"reason": 5}).status_code == 400
+    assert Conversation.objects.get(id=cid).handoff_status == HandoffStatus.ASSISTANT
+
+    first = alice.post(path, {"reason": "I'd rather talk to someone\x00"})
+    assert first.status_code == 200
+    assert first.json() == {
+        "conversation_id": cid, "handoff_status": "waiting", "requested": True
+    }  # fmt: skip
+    again = alice.post(path, {})
+    assert again.json()["requested"] is False  # idempotent: still waiting, one event
+    row = Conversation.objects.get(id=cid)
+    assert row.handoff_source == "user" and row.handoff_reason == "I'd rather talk to someone"
+    assert _types(cid).count("handoff.requested") == 1
+
+    turn = alice.say(cid, "hello?").json()
+    assert turn["stopped_reason"] == "with_staff" and turn["reply"] == app_settings().HANDOFF_REPLY
+    assert scripted.calls == []  # the model was never asked

@@ -45,7 +45,7 @@ def test_every_url_pattern_is_documented_and_nothing_else(make_api: Any, agents:
                 assert response.status_code != 405, (method, path)
     # The document is a valid OpenAPI document for schemathesis.
     schema = schemathesis.openapi.from_dict(document)
-    assert len([op for op in schema.get_all_operations()]) == 10
+    assert len([op for op in schema.get_all_operations()]) == 11
 
 
 def test_fuzzing_the_documented_api_gives_no_server_error(

@@ -30,6 +30,7 @@
     select: $("agent-select"),
     description: $("agent-description"),
     startOver: $("start-over"),
+    person: $("talk-to-person"),
     model: $("model-name"),
     standin: $("standin-banner"),
     journey: $("journey-name"),
@@ -724,6 +725,7 @@
     app.dataset.offlineStandin = llm.offline_standin ? "true" : "false";
     el.select.disabled = false;
     el.startOver.disabled = false;
+    el.person.disabled = false;
   }
 
   async function init() {
@@ -760,6 +762,26 @@
 
   el.startOver.addEventListener("click", function () {
     startConversation(el.select.value);
+  });
+
+  // People in the loop without asking the model: staff see it in the admin's queue.
+  el.person.addEventListener("click", async function () {
+    if (!conversation) return;
+    showError("");
+    try {
+      var result = await api("conversations/" + conversation.id + "/handoff", {
+        method: "POST",
+        body: { reason: "Asked for a person on the chat page" },
+      });
+      app.dataset.handoff = result.handoff_status;
+      addNote(
+        result.requested
+          ? "You asked for a person. Someone will answer you here."
+          : "A person already has this conversation."
+      );
+    } catch (error) {
+      showError("Could not ask for a person: " + error.message);
+    }
   });
 
   window.addEventListener("beforeunload", closeEvents);

@@ -1,4 +1,9 @@
-"""The approval endpoint: the user approves or rejects a held tool call over HTTP.
+"""People in the loop over HTTP: the user asks for a person, or decides a held tool call.
+
+``POST conversations/<id>/handoff`` with ``{"reason": "..."}`` (optional) hands the
+conversation to staff without asking the model (the chat page's "Talk to a person"
+button); 200 with ``{"handoff_status": ...}``, also when it already waits for or is with a
+person (nothing changes then).
 
 ``POST conversations/<id>/approvals/<approval_id>`` with ``{"decision": "approve"|"reject"}``
 (the chat page's buttons use it). Owner-checked like every endpoint: 404 for a
@@ -15,6 +20,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
 
+from ..messages import clean_text
 from .approvals import (
     AlreadyDecided,
     NotAllowedToDecide,
@@ -34,7 +40,31 @@ from .views import (
     api_view,
 )
 
-__all__ = ["approval_view"]
+__all__ = ["approval_view", "handoff_view"]
+
+
+def _handoff_sync(cid: uuid.UUID, reason: str, caller: Caller) -> dict[str, Any]:
+    from .handoff import request_handoff
+    from .models import Conversation
+
+    _owned_row_sync(cid, caller)  # 404 unless the caller owns the conversation
+    requested = request_handoff(cid, reason, source="user")
+    status = Conversation.objects.filter(id=cid).values_list("handoff_status", flat=True).get()
+    return {"conversation_id": str(cid), "handoff_status": status, "requested": requested}
+
+
+@api_view("POST")
+async def handoff_view(request: HttpRequest, conversation_id: str) -> HttpResponseBase:
+    """Hand the conversation to a person (the model is not asked); the user is told on the
+    event stream (``handoff.requested``) and by the next turn's answer."""
+    caller = await _caller(request)
+    cid = _parse_conversation_id(conversation_id)
+    data = _read_json(request)
+    reason = data.get("reason", "")
+    if not isinstance(reason, str):
+        raise ApiError(400, "invalid_field", "reason must be a string", {"field": "reason"})
+    reason = clean_text(reason)
+    return JsonResponse(await run_db(_handoff_sync, cid, reason, caller))
 
 
 def _decide_sync(cid: uuid.UUID, approval_id: str, approve: bool, caller: Caller) -> Approval:

@@ -346,13 +346,17 @@ def _plan_sql(journeys: int, messages: int, hot_index: int, hot_messages: int) -
 
 def _load(journeys: int, messages: int) -> dict[str, Any]:
     """Truncate the app tables and load one scale; returns counts, timings and ids."""
+    from django.apps import apps
     from django.db import connection, transaction
 
     hot_index = journeys // 2 + 1
     hot_messages = max(1000, messages // 50)
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE " + ", ".join(APP_TABLES) + " RESTART IDENTITY")
+        # Every table of the app (runs and approvals reference conversations), not only
+        # the four this bench fills.
+        owned = [m._meta.db_table for m in apps.get_app_config("agent_runtime").get_models()]
+        cursor.execute("TRUNCATE " + ", ".join(owned) + " RESTART IDENTITY")
         with transaction.atomic():
             for sql in _plan_sql(journeys, messages, hot_index, hot_messages):
                 cursor.execute(sql)

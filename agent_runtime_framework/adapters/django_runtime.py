@@ -13,20 +13,25 @@ settings; a run needs the Django app (or a ``memory=`` given explicitly).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
-import traceback
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from ..agents.context import AgentContext, AgentResult, JourneyConfig
 from ..agents.introspect import step_value
 from ..agents.journey import JourneyAgent, JourneyDefaults
-from ..executor.hooks import CompositeHooks, ExecutorHooks
+from ..agents.runtime_protocol import (
+    RunErrorInfo,
+    RunResult,
+    error_info,
+    journey_run_result,
+    was_reported,
+)
+from ..executor.hooks import ExecutorHooks
 from ..memory.manager import CommitInfo, MemoryManager
 from ..tools.schema import ToolSchema
 
@@ -50,39 +55,6 @@ StepT = TypeVar("StepT")
 CHECKPOINT_MARKER = "agent_runtime_framework"
 
 _MAX_ERROR_CHARS = 2000
-
-
-@dataclass(slots=True)
-class RunResult:
-    """The shape django_agent_runtime expects back from ``runtime.run(ctx)``."""
-
-    #: ``response``, ``state``, ``step``, ``complete``, ``stopped_reason``, ``journey``.
-    final_output: dict[str, Any] = field(default_factory=dict)
-    #: The messages this run added (user input, tool calls and results, the reply).
-    final_messages: list[dict[str, Any]] = field(default_factory=list)
-    usage: dict[str, int] = field(default_factory=dict)
-    #: ``tool_calls`` (name, status, step before/after) and ``iterations``.
-    artifacts: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RunErrorInfo:
-    """What ``on_error`` reports: the real error, and whether retrying may help."""
-
-    type: str
-    message: str
-    retriable: bool = False
-    stack: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "message": self.message,
-            "retriable": self.retriable,
-            "stack": self.stack,
-            "details": dict(self.details),
-        }
 
 
 def register_with_agent_runtime_core() -> bool:
@@ -304,21 +276,15 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
             run_context=ctx,
             backend_client=self.get_backend_client(ctx),
         )
-        from ..django.events import EventRecorderHooks, terminal_steps_of
-        from ..django.tracing import tracing_hooks
+        from ..django.journey_runtime import event_log_of, play_journey
 
-        log = self.event_log(ctx, conversation_id, run_id)
-        seen = _ErrorSeen()
-        hooks = CompositeHooks(
-            EventRecorderHooks(log, terminal_steps=terminal_steps_of(self)),
-            seen,
-            tracing_hooks(agent),  # None (not composed) unless TRACING is on
-        )
         try:
-            result = await agent.run(agent_ctx, hooks=hooks)
-        except Exception as exc:
-            await self._report(log, seen.reported, exc)
-            raise
+            result = await play_journey(
+                agent,
+                agent_ctx,
+                event_log_of(ctx, conversation_id, run_id, self.key),
+                describes=self,
+            )
         finally:
             self._cancelled_runs.discard(str(run_id))
         return self.to_run_result(result, conversation_id)
@@ -331,7 +297,7 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
         """
         info = self.error_info(error)
         emit = getattr(ctx, "emit", None)
-        if emit is not None and not getattr(error, _REPORTED, False):
+        if emit is not None and not was_reported(error):
             try:
                 await emit(
                     "error",
@@ -346,75 +312,14 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
         self._cancelled_runs.add(str(getattr(ctx, "run_id", "")))
 
     # -- helpers --------------------------------------------------------------------------
-    @staticmethod
-    def error_info(error: BaseException) -> RunErrorInfo:
-        """``RunErrorInfo`` for an exception (``LLMError.retryable`` sets ``retriable``)."""
-        from ..llm.base import LLMError
-
-        details: dict[str, Any] = {}
-        retriable = False
-        if isinstance(error, LLMError):
-            retriable = bool(error.retryable)
-            details = {
-                k: v
-                for k, v in (
-                    ("provider", error.provider),
-                    ("status_code", error.status_code),
-                    ("retry_after", error.retry_after),
-                )
-                if v is not None
-            }
-        else:
-            from ..memory.stores import JourneyBusy
-
-            if isinstance(error, JourneyBusy):
-                retriable = True
-                details = {"retry_after": error.retry_after}
-        stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        return RunErrorInfo(
-            type=type(error).__name__,
-            message=str(error)[:_MAX_ERROR_CHARS],
-            retriable=retriable,
-            stack=stack[-_MAX_ERROR_CHARS * 4 :],
-            details=details,
-        )
+    #: ``RunErrorInfo`` for an exception (``LLMError.retryable`` sets ``retriable``).
+    error_info = staticmethod(error_info)
+    #: Makes the class an agent_runtime_core ``AgentRuntime`` (called by ``register_runtime``
+    #: before it hands the runtime to django_agent_runtime's registry).
+    register_with_agent_runtime_core = staticmethod(lambda: register_with_agent_runtime_core())
 
     def to_run_result(self, result: AgentResult, conversation_id: Any) -> RunResult:
-        state = result.state
-        state_dict = self.state_dict(state)
-        return RunResult(
-            final_output={
-                "response": result.response,
-                "state": state_dict,
-                "step": step_value(result.step),
-                "complete": result.complete,
-                "stopped_reason": result.stopped_reason,
-                "journey": self.key,
-                "conversation_id": str(conversation_id),
-            },
-            final_messages=list(result.messages),
-            usage=dict(result.usage),
-            artifacts={
-                "iterations": result.iterations,
-                "tool_calls": [
-                    {
-                        "id": call.id,
-                        "name": call.name,
-                        "status": call.status,
-                        "step_before": step_value(call.step_before),
-                        "step_after": step_value(call.step_after),
-                    }
-                    for call in result.tool_calls
-                ],
-            },
-        )
-
-    def state_dict(self, state: Any) -> dict[str, Any]:
-        if state is None:
-            return {}
-        from ..state.serializer import StateSerializer
-
-        return StateSerializer.dump(state)
+        return journey_run_result(result, self.key, conversation_id)
 
     def _cancel_check(self, ctx: Any, run_id: Any) -> Callable[[], bool]:
         host_cancelled = getattr(ctx, "cancelled", None)
@@ -426,52 +331,6 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
             return bool(host_cancelled()) if callable(host_cancelled) else False
 
         return cancelled
-
-    def event_log(self, ctx: Any, conversation_id: Any, run_id: Any) -> Any:
-        """The run's ``JourneyEventLog``: the host's own when it has one (the own host's
-        RunContext writes the table itself), else one that writes the app's table and
-        forwards every event to ``ctx.emit`` (django_agent_runtime's bus)."""
-        from ..django.events import JourneyEventLog
-
-        log = getattr(ctx, "event_log", None)
-        if isinstance(log, JourneyEventLog):
-            return log
-        return JourneyEventLog(run_id, conversation_id, self.key, emit=getattr(ctx, "emit", None))
-
-    async def _report(self, log: Any, reported: bool, error: BaseException) -> None:
-        """Record the ``error`` event of a failed run once (the loop may have done it)."""
-        from ..memory.stores import JourneyBusy
-
-        if reported or isinstance(error, JourneyBusy):
-            _mark_reported(error)
-            return
-        info = self.error_info(error)
-        try:
-            await log.record(
-                "error", {"type": info.type, "message": info.message, "retriable": info.retriable}
-            )
-        except Exception:
-            logger.exception("could not record the error event of run %s", log.run_id)
-            return
-        _mark_reported(error)
-
-
-_REPORTED = "_agent_runtime_error_reported"
-
-
-def _mark_reported(error: BaseException) -> None:
-    with contextlib.suppress(AttributeError, TypeError):  # exceptions with __slots__
-        setattr(error, _REPORTED, True)
-
-
-class _ErrorSeen(ExecutorHooks):
-    """Remembers whether the loop reported an error (the recorder stored it then)."""
-
-    def __init__(self) -> None:
-        self.reported = False
-
-    async def on_error(self, error: BaseException) -> None:
-        self.reported = True
 
 
 register_with_agent_runtime_core()

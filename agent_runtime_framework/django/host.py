@@ -1,12 +1,11 @@
 """The app's own host: a RunContext over the app's tables, and ``run_turn``, the one service
 every entry point (HTTP API, management commands, tests) plays a turn through.
 
-``run_turn`` runs whatever is registered under the agent key:
-
-- a ``DjangoRuntimeAdapter`` (or any django_agent_runtime-style runtime) through
-  ``HostRunContext``, exactly as django_agent_runtime would run it;
-- a plain ``JourneyAgent`` or ``RoutedJourneyAgent``, given the ``DjangoMemoryManager`` and
-  ``EventRecorderHooks`` on first use.
+``run_turn`` runs whatever is registered under the agent key one way, exactly as
+django_agent_runtime would: ``await runtime.run(HostRunContext(...))``. A
+``DjangoRuntimeAdapter`` or any django_agent_runtime-style runtime is run as it is; a plain
+``JourneyAgent`` or ``RoutedJourneyAgent`` through ``JourneyRuntime`` (``journey_runtime.py``),
+given the ``DjangoMemoryManager`` and the host's model on first use.
 
 It checks that the conversation belongs to the caller (user, or anonymous session), and
 with an idempotency key it returns the stored result of a retried request instead of
@@ -31,25 +30,19 @@ from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..adapters.django_runtime import DjangoRuntimeAdapter
-from ..agents.context import AgentContext, AgentResult
 from ..agents.introspect import step_value
 from ..agents.journey import JourneyAgent
 from ..agents.progress import journey_position
 from ..agents.routed import RoutedJourneyAgent
-from ..executor.hooks import CompositeHooks, ExecutorHooks
 from ..memory.manager import MemoryManager
-from ..memory.stores import JourneyBusy
 from ..state.serializer import StateSerializer
 from .db import run_db
 from .events import (
-    JOURNEY_ROUTED,
     RUN_STARTED,
-    EventRecorderHooks,
     JourneyEventLog,
-    terminal_steps_of,
 )
-from .handoff import escalation_metadata, intercept_turn_sync, request_handoff
+from .handoff import intercept_turn_sync
+from .journey_runtime import JourneyRuntime
 from .models import Conversation, Journey, JourneyEvent, JourneyStatus
 from .registry import find_journey_agent, get_runtime, is_runcontext_runtime
 from .stores import (
@@ -62,8 +55,8 @@ from .stores import (
     ensure_conversation_sync,
     renew_claim_sync,
 )
-from .tracing import traced_turn, tracing_enabled, tracing_hooks
-from .usage import UsageLimitExceeded, check_limits_sync, model_name_of
+from .tracing import traced_turn, tracing_enabled
+from .usage import UsageLimitExceeded, check_limits_sync
 
 __all__ = [
     "IDEMPOTENCY_EVENT",
@@ -351,20 +344,29 @@ def _prepare(runtime: Any) -> None:
             if runtime._memory_is_default and _needs_django_memory(runtime.memory):
                 runtime.memory = DjangoMemoryManager()
                 runtime._memory_is_default = False
-            if runtime.llm_client is None and _default_model_lookup(runtime, JourneyAgent):
+            if runtime.llm_client is None and _default_model_lookup(runtime):
                 runtime.llm_client = host_llm_client()
         elif (
-            isinstance(runtime, DjangoRuntimeAdapter)
-            and runtime.llm_client is None
-            and _default_model_lookup(runtime, DjangoRuntimeAdapter)
+            _is_adapter(runtime)
+            and getattr(runtime, "llm_client", False) is None
+            and _default_model_lookup(runtime)
         ):
             runtime.llm_client = host_llm_client()
         _mark_prepared(runtime)
 
 
-def _default_model_lookup(runtime: Any, base: Any) -> bool:
-    """True unless the class overrides ``get_llm_client`` (then it picks its own model)."""
-    return getattr(type(runtime), "get_llm_client", None) is base.get_llm_client
+def _default_model_lookup(runtime: Any) -> bool:
+    """True unless the class overrides the framework's ``get_llm_client`` (then it picks
+    its own model): the framework's is the one its most basic class defines."""
+    cls = type(runtime)
+    definers = [klass for klass in cls.__mro__ if "get_llm_client" in vars(klass)]
+    return bool(definers) and cls.get_llm_client is vars(definers[-1])["get_llm_client"]
+
+
+def _is_adapter(runtime: Any) -> bool:
+    """A ``DjangoRuntimeAdapter``, told by its protocol (the app never imports adapters/):
+    a runtime that plays one journey agent per run."""
+    return callable(getattr(runtime, "journey_agent", None)) and hasattr(runtime, "memory")
 
 
 # -- conversation access and idempotency (database thread) ---------------------------------
@@ -548,7 +550,7 @@ class _Opened:
 
 def _claim_memory(runtime: Any) -> DjangoMemoryManager | None:
     """The ``DjangoMemoryManager`` the runtime's turn claims through, if it has one."""
-    if not isinstance(runtime, JourneyAgent | RoutedJourneyAgent | DjangoRuntimeAdapter):
+    if not (isinstance(runtime, JourneyAgent | RoutedJourneyAgent) or _is_adapter(runtime)):
         return None
     memory = getattr(runtime, "memory", None)
     return memory if isinstance(memory, DjangoMemoryManager) else None
@@ -656,7 +658,7 @@ def _prepare_claimed(opened: _Opened, cid: uuid.UUID, token: str, lease_seconds:
     opened.token = token
     opened.prefetched = (opened.key, window, state, messages)
     # One agent's turn inside the host's claim: its final commit may release the lease.
-    single = isinstance(runtime, DjangoRuntimeAdapter) or (
+    single = _is_adapter(runtime) or (
         isinstance(runtime, JourneyAgent) and not isinstance(runtime, RoutedJourneyAgent)
     )
     opened.final_depth = 2 if single else 1
@@ -665,124 +667,7 @@ def _prepare_claimed(opened: _Opened, cid: uuid.UUID, token: str, lease_seconds:
 # -- running a turn -----------------------------------------------------------------------
 
 
-class _ErrorSeen(ExecutorHooks):
-    """Notes that the loop recorded an error event (so the host does not add another)."""
-
-    def __init__(self) -> None:
-        self.reported = False
-
-    async def on_error(self, error: BaseException) -> None:
-        self.reported = True
-
-
-def _terminal_steps(runtime: Any) -> frozenset[Any]:
-    if isinstance(runtime, RoutedJourneyAgent):
-        found: set[Any] = set()
-        for agent in runtime.agents.values():
-            found |= terminal_steps_of(agent)
-        return frozenset(found)
-    return terminal_steps_of(runtime)
-
-
-async def _run_journey_agent(
-    runtime: Any,
-    key: str,
-    cid: uuid.UUID,
-    message: str,
-    metadata: dict[str, Any],
-    run_id: uuid.UUID,
-    *,
-    start_seq: int = 0,
-    announce: dict[str, Any] | None = None,
-) -> TurnResult:
-    log = JourneyEventLog(run_id, cid, key, start_seq=start_seq)
-    if announce is not None:
-        # Which message this run answers, first on the stream (written with the turn's
-        # first commit, before the model is called): other tabs attribute the run by it.
-        await log.record_many([(RUN_STARTED, announce)], _built=True)
-    seen = _ErrorSeen()
-    recorder = EventRecorderHooks(
-        log, terminal_steps=_terminal_steps(runtime), model=model_name_of(runtime)
-    )
-    hooks = CompositeHooks(
-        recorder,
-        seen,
-        tracing_hooks(runtime),  # None (not composed) unless TRACING is on
-    )
-    ctx = AgentContext(
-        run_id=run_id,
-        conversation_id=cid,
-        input_messages=[{"role": "user", "content": message}],
-        metadata={**metadata, **escalation_metadata()},
-    )
-    try:
-        if isinstance(runtime, RoutedJourneyAgent):
-            # Hold the conversation across routing and the journey (claims re-enter).
-            async with runtime.memory.claim(cid, key, owner=metadata.get("owner")):
-                result = await runtime.run(ctx, hooks=hooks)
-            if result.metadata.get("routed_by") in ("model", "keywords"):
-                await log.record(
-                    JOURNEY_ROUTED,
-                    {
-                        "journey": result.metadata.get("agent_key"),
-                        "routed_by": result.metadata.get("routed_by"),
-                    },
-                )
-        else:
-            result = await runtime.run(ctx, hooks=hooks)
-        escalated = result.metadata.get("escalation")
-        if escalated:
-            # The model called talk_to_a_person: the conversation waits for staff.
-            reason = str(escalated.get("reason") or "")
-            await run_db(request_handoff, cid, reason, source="model")
-            result.stopped_reason = "handoff"
-        control = result.metadata.get("control_events")
-        if control:
-            # Parked, resumed, started, abandoned, revised (agents/control.py).
-            await log.record_many(
-                [(e["type"], {k: v for k, v in e.items() if k != "type"}) for e in control]
-            )
-        # Tokens of a run that ended without a reply (handed to a person, iteration bound).
-        await recorder.record_usage()
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            await recorder.record_usage()  # what the failed turn spent still counts
-        if not seen.reported and not isinstance(exc, JourneyBusy):
-            try:
-                await log.record("error", {"type": type(exc).__name__, "message": str(exc)})
-            except Exception:
-                logger.exception("could not record the error event of run %s", run_id)
-        raise
-    return _turn_from_agent_result(runtime, key, cid, result, run_id)
-
-
-def _turn_from_agent_result(
-    runtime: Any, key: str, cid: uuid.UUID, result: AgentResult, run_id: uuid.UUID
-) -> TurnResult:
-    journey_key = str(result.metadata.get("agent_key") or key)
-    if isinstance(runtime, RoutedJourneyAgent) and "agent_key" not in result.metadata:
-        journey_agent: Any = None  # the router answered itself (a clarifying question)
-    elif isinstance(runtime, RoutedJourneyAgent):
-        journey_agent = next((a for a in runtime.agents.values() if a.key == journey_key), None)
-    else:
-        journey_agent = runtime
-    step = step_value(result.step)
-    return TurnResult(
-        conversation_id=str(cid),
-        reply=result.response,
-        agent=key,
-        journey=journey_key,
-        step=step,
-        progress=progress_of(journey_agent, step, result.state),
-        state=_state_dict(result.state),
-        complete=bool(result.complete),
-        stopped_reason=result.stopped_reason,
-        usage=dict(result.usage),
-        run_id=str(run_id),
-    )
-
-
-async def _run_runcontext_runtime(
+async def _run(
     runtime: Any,
     key: str,
     cid: uuid.UUID,
@@ -801,7 +686,7 @@ async def _run_runcontext_runtime(
         metadata=metadata,
         start_seq=start_seq,
     )
-    if announce is not None:  # as for a journey agent: whose turn this is, first
+    if announce is not None:  # whose turn this is, first on the stream
         await ctx.event_log.record_many([(RUN_STARTED, announce)], _built=True)
     try:
         result = await runtime.run(ctx)
@@ -819,7 +704,9 @@ async def _run_runcontext_runtime(
     output = dict(getattr(result, "final_output", None) or {})
     journey_key = str(output.get("journey") or key)
     step = step_value(output.get("step"))
-    journey_agent = find_journey_agent(journey_key) or runtime
+    journey_agent: Any = None  # None: a router that answered itself, no journey yet
+    if "journey" not in output or output["journey"] is not None:
+        journey_agent = find_journey_agent(journey_key) or runtime
     return TurnResult(
         conversation_id=str(cid),
         reply=str(output.get("response") or ""),
@@ -948,11 +835,12 @@ async def _play(
     if extra:
         metadata.update(extra)
     run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
-    base = _run_runcontext_runtime if is_runcontext_runtime(runtime) else _run_journey_agent
-    play = functools.partial(base, start_seq=start_seq, announce=announce)
+    # One run path: everything is run as django_agent_runtime would run it.
+    target = runtime if is_runcontext_runtime(runtime) else JourneyRuntime(runtime)
+    play = functools.partial(_run, start_seq=start_seq, announce=announce)
     if tracing_enabled():  # the turn's span, a child of the request's span if any
-        return await traced_turn(play, runtime, key, cid, message, metadata, run_id)
-    return await play(runtime, key, cid, message, metadata, run_id)
+        return await traced_turn(play, target, key, cid, message, metadata, run_id)
+    return await play(target, key, cid, message, metadata, run_id)
 
 
 def run_turn_sync(

@@ -78,9 +78,12 @@ def _register_with_django_agent_runtime(runtime: Any, key: str | None) -> bool:
         module = importlib.import_module("django_agent_runtime.runtime.registry")
     except ImportError:
         return False
-    from ..adapters.django_runtime import register_with_agent_runtime_core
-
-    register_with_agent_runtime_core()
+    # A runtime that is not an agent_runtime_core AgentRuntime by inheritance says how it
+    # becomes one (the adapter registers itself as a virtual subclass); the app does not
+    # import adapters/.
+    become = getattr(runtime, "register_with_agent_runtime_core", None)
+    if callable(become):
+        become()
     if key is None:
         module.register_runtime(runtime)
     else:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from ..agents.context import AgentContext, AgentResult, JourneyConfig
+from ..agents.context import INPUT_STORED_KEY, AgentContext, AgentResult, JourneyConfig
 from ..agents.introspect import step_value
 from ..agents.journey import JourneyAgent, JourneyDefaults
 from ..agents.runtime_protocol import (
@@ -279,12 +279,12 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
         from ..django.journey_runtime import event_log_of, play_journey
 
         try:
-            result = await play_journey(
-                agent,
-                agent_ctx,
-                event_log_of(ctx, conversation_id, run_id, self.key),
-                describes=self,
-            )
+            log = await event_log_of(ctx, conversation_id, run_id, self.key)
+            if log is not getattr(ctx, "event_log", None) and log.next_seq:
+                # django_agent_runtime retries a run that already got going (its events
+                # are stored): the run's input is in the history, it is not stored twice.
+                agent_ctx.metadata[INPUT_STORED_KEY] = True
+            result = await play_journey(agent, agent_ctx, log, describes=self)
         finally:
             self._cancelled_runs.discard(str(run_id))
         return self.to_run_result(result, conversation_id)

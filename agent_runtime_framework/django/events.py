@@ -313,6 +313,15 @@ def _conversation_uuid(conversation_id: Any) -> uuid.UUID | None:
     return conversation_uuid(conversation_id)
 
 
+def next_event_seq_sync(run_id: Any) -> int:
+    """One past the run's highest stored event seq (0 for a run without events): where a
+    run continues numbering, e.g. when a runner retries it under the same run id."""
+    highest = (
+        JourneyEvent.objects.filter(run_id=uuid.UUID(str(run_id))).aggregate(m=Max("seq"))["m"]
+    )
+    return 0 if highest is None else highest + 1
+
+
 def record_events(
     run_id: Any,
     events: Iterable[tuple[str, Mapping[str, Any] | None]],
@@ -331,8 +340,7 @@ def record_events(
     for event_type, _ in items:
         _check_type(event_type)
     if start_seq is None:
-        highest = JourneyEvent.objects.filter(run_id=run).aggregate(m=Max("seq"))["m"]
-        start_seq = 0 if highest is None else highest + 1
+        start_seq = next_event_seq_sync(run)
     limit = _max_chars()
     redact = event_redactor()
     rows = [

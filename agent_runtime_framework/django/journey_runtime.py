@@ -28,7 +28,13 @@ from ..agents.runtime_protocol import (
 from ..executor.hooks import CompositeHooks, ExecutorHooks
 from ..memory.stores import JourneyBusy
 from .db import run_db
-from .events import JOURNEY_ROUTED, EventRecorderHooks, JourneyEventLog, terminal_steps_of
+from .events import (
+    JOURNEY_ROUTED,
+    EventRecorderHooks,
+    JourneyEventLog,
+    next_event_seq_sync,
+    terminal_steps_of,
+)
 from .handoff import escalation_metadata, request_handoff
 from .tracing import tracing_hooks
 from .usage import model_name_of
@@ -48,14 +54,18 @@ class _ErrorSeen(ExecutorHooks):
         self.reported = True
 
 
-def event_log_of(ctx: Any, conversation_id: Any, run_id: Any, key: str) -> JourneyEventLog:
+async def event_log_of(ctx: Any, conversation_id: Any, run_id: Any, key: str) -> JourneyEventLog:
     """The run's event log: the host's own when its ``RunContext`` has one (the own host
     writes the table itself), else one that writes the app's table and forwards every
-    event to ``ctx.emit`` (django_agent_runtime's bus)."""
+    event to ``ctx.emit`` (django_agent_runtime's bus). That one numbers on from the run's
+    stored events: django_agent_runtime retries a failed run under the same run id."""
     log = getattr(ctx, "event_log", None)
     if isinstance(log, JourneyEventLog):
         return log
-    return JourneyEventLog(run_id, conversation_id, key, emit=getattr(ctx, "emit", None))
+    start = await run_db(next_event_seq_sync, run_id)
+    return JourneyEventLog(
+        run_id, conversation_id, key, emit=getattr(ctx, "emit", None), start_seq=start
+    )
 
 
 def _terminal_steps(describes: Any) -> frozenset[Any]:
@@ -155,7 +165,7 @@ class JourneyRuntime:
             metadata=dict(getattr(ctx, "metadata", None) or {}),
             cancelled=cancelled if callable(cancelled) else None,
         )
-        log = event_log_of(ctx, conversation_id, run_id, self.key)
+        log = await event_log_of(ctx, conversation_id, run_id, self.key)
         result = await play_journey(self.agent, agent_ctx, log)
         if isinstance(self.agent, RoutedJourneyAgent):
             journey = result.metadata.get("agent_key")

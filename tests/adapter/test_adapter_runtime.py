@@ -225,6 +225,41 @@ async def test_a_failing_run_reports_the_real_error_once() -> None:
     assert (await adapter.on_error(FakeRunContext(), bad)).retriable is False
 
 
+async def test_a_retried_run_goes_on_under_the_same_run_id() -> None:
+    """django_agent_runtime retries a retriable failure under the same run id, with the same
+    input: the events number on (no duplicate key), the message is not stored twice, and
+    the journey carries on from what the first attempt committed."""
+    llm = (
+        ScriptedLLM()
+        .call("start")
+        .fail(LLMRateLimitError("429: slow down", provider="openai", status_code=429))
+        .reply("Hi! What's your name?")
+    )
+    adapter = OnboardingAdapter(llm_client=llm)
+    cid, run_id = uuid.uuid4(), uuid.uuid4()
+    hello = [{"role": "user", "content": "hello"}]
+    first = FakeRunContext(conversation_id=cid, run_id=run_id, input_messages=hello)
+    with pytest.raises(LLMRateLimitError):
+        await adapter.run(first)
+    retry = FakeRunContext(conversation_id=cid, run_id=run_id, input_messages=hello)
+    result = await adapter.run(retry)
+
+    assert result.final_output["response"] == "Hi! What's your name?"
+    assert result.final_output["step"] == "collect_name"
+    contents = [
+        m.content
+        async for m in JourneyMessage.objects.filter(conversation_id=cid, role="user").order_by(
+            "seq"
+        )
+    ]
+    assert contents == ["hello"]
+    seqs = [
+        s async for s in JourneyEvent.objects.filter(run_id=run_id).values_list("seq", flat=True)
+    ]
+    assert sorted(seqs) == list(range(len(seqs)))
+    assert "assistant.message" in retry.event_types()
+
+
 async def test_an_error_outside_the_loop_is_recorded_and_emitted() -> None:
     class BrokenAdapter(OnboardingAdapter):
         def get_system_prompt(self, state):  # type: ignore[no-untyped-def]

@@ -218,3 +218,28 @@ async def test_the_adapter_runs_on_the_own_host_through_run_turn(clean_registry:
     # Another session cannot use the conversation.
     with pytest.raises(ConversationNotFound):
         await run_turn(None, cid, "hi", session_key="t" * 32)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_cancel_run_stops_a_plain_journey_agent_on_the_own_host(
+    clean_registry: None,
+) -> None:
+    """One run path: a plain JourneyAgent runs under the host's RunContext like an adapter,
+    so cancel_run reaches it before its next model call."""
+    from agent_runtime_framework.django.host import cancel_run
+
+    run_id = uuid.uuid4()
+
+    class CancellingLLM(ScriptedLLM):
+        async def generate(self, messages: Any, tools: Any = None, **kw: Any) -> Any:
+            response = await super().generate(messages, tools=tools, **kw)
+            cancel_run(run_id)  # someone cancels while the tool runs
+            return response
+
+    llm = CancellingLLM().call("start").reply("never sent")
+    register_runtime(OnboardingAgent(llm_client=llm), key="cancellable")
+    turn = await run_turn("cancellable", None, "hello", session_key="c" * 32, run_id=run_id)
+
+    assert turn.stopped_reason == "cancelled"
+    assert turn.step == "collect_name"  # the tool call before the cancel is committed
+    assert len(llm.calls) == 1

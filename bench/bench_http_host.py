@@ -28,10 +28,18 @@ doing the same database work by hand (caller, claim with the owner check and the
 one hop; the user's message; per state-changing tool call state + messages + events in one
 transaction; the reply, its event and the release). ``--count-only`` prints just these.
 
+The ASGI handler: ``--handler inline`` serves through
+``agent_runtime_framework.django.asgi.get_asgi_application()`` (the known middleware hooks on
+the event loop), ``--handler django`` through Django's own ``ASGIHandler`` (a thread hop per
+middleware hook); the default ``django,inline`` starts one server of each on the same
+database, runs every measurement against one and then the other (so a change of load on
+the machine falls on both alike), and ends with a side-by-side summary: thread hops and
+server CPU per turn, and per request of the empty floor view (behind the same handler).
+
 Run: ``python bench/bench_http_host.py [--concurrency 100,1000] [--seconds 15]
-[--latency 0.2] [--db-threads 32]`` (PostgreSQL from ``DATABASE_URL``, default
-``postgres://postgres@127.0.0.1:5432/postgres``; a scratch database ``bench_http_host``
-is created and dropped). Target: >= 80% of ideal throughput.
+[--latency 0.2] [--db-threads 32] [--handler django,inline]`` (PostgreSQL from
+``DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/postgres``; a scratch
+database ``bench_http_host_<pid>`` is created and dropped). Target: >= 80% of ideal throughput.
 """
 
 from __future__ import annotations
@@ -62,7 +70,7 @@ from agent_runtime_framework import (  # noqa: E402  (after the sys.path insert)
 )
 
 PG_DEFAULT = "postgres://postgres@127.0.0.1:5432/postgres"
-BENCH_DB = "bench_http_host"
+BENCH_DB = f"bench_http_host_{os.getpid()}"  # one per run: runs may overlap
 USERNAME = "bench"
 
 # -- the server side ---------------------------------------------------------------------------
@@ -163,8 +171,12 @@ async def floor_new_view(request: Any) -> Any:
         user = request.user
         Conversation.objects.create(id=cid, agent_key="onboarding", owner_id=user.pk)
         Journey.objects.create(
-            conversation_id=cid, agent_key="onboarding", owner_id=user.pk, state={},
-            step="welcome", updated_at=timezone.now(),
+            conversation_id=cid,
+            agent_key="onboarding",
+            owner_id=user.pk,
+            state={},
+            step="welcome",
+            updated_at=timezone.now(),
         )
 
     await run_db(create)
@@ -224,16 +236,21 @@ async def floor_turn_view(request: Any, cid: uuid.UUID) -> Any:
         return json.loads(state) if isinstance(state, str) else state, history
 
     def commit(
-        messages: list[dict[str, Any]], state: Any, events: list[tuple[str, Any]],
-        new_turn: bool, release: bool,
+        messages: list[dict[str, Any]],
+        state: Any,
+        events: list[tuple[str, Any]],
+        new_turn: bool,
+        release: bool,
     ) -> None:
         from django.db import transaction
 
         now = timezone.now()
         conn = _floor_sql()
         with transaction.atomic(), conn.cursor() as cur:
-            lease = "lease_token = '', lease_expires_at = NULL" if release else (
-                "lease_expires_at = %s"
+            lease = (
+                "lease_token = '', lease_expires_at = NULL"
+                if release
+                else ("lease_expires_at = %s")
             )
             extra = [] if release else [ts(now + dt.timedelta(seconds=120))]
             cur.execute(
@@ -245,9 +262,15 @@ async def floor_turn_view(request: Any, cid: uuid.UUID) -> Any:
             params: list[Any] = []
             for i, m in enumerate(messages):
                 params += [
-                    cid_db(), start + i, m["role"], m.get("content"),
+                    cid_db(),
+                    start + i,
+                    m["role"],
+                    m.get("content"),
                     json.dumps(m["tool_calls"]) if m.get("tool_calls") else None,
-                    m.get("tool_call_id", ""), "", "{}", ts(now),
+                    m.get("tool_call_id", ""),
+                    "",
+                    "{}",
+                    ts(now),
                 ]
             cur.execute(
                 "INSERT INTO arf_message (conversation_id, seq, role, content, tool_calls, "
@@ -270,8 +293,15 @@ async def floor_turn_view(request: Any, cid: uuid.UUID) -> Any:
                 params = []
                 run = token if conn.vendor == "sqlite" else uuid.UUID(token)
                 for i, (kind, payload) in enumerate(events):
-                    params += [cid_db(), "onboarding", run, seq[0] + i, kind,
-                               json.dumps(payload), ts(now)]
+                    params += [
+                        cid_db(),
+                        "onboarding",
+                        run,
+                        seq[0] + i,
+                        kind,
+                        json.dumps(payload),
+                        ts(now),
+                    ]
                 seq[0] += len(events)
                 cur.execute(
                     "INSERT INTO arf_event (conversation_id, agent_key, run_id, seq, type, "
@@ -286,23 +316,35 @@ async def floor_turn_view(request: Any, cid: uuid.UUID) -> Any:
     state, _history = await run_db(open_turn)
     await run_db(commit, [{"role": "user", "content": message}], None, [], True, False)
     await asyncio.sleep(FLOOR_LATENCY[0])  # the model asks for the tool
-    call = {"id": "c1", "type": "function",
-            "function": {"name": "save_name", "arguments": json.dumps({"name": message})}}
+    call = {
+        "id": "c1",
+        "type": "function",
+        "function": {"name": "save_name", "arguments": json.dumps({"name": message})},
+    }
     new_state = {**(state or {}), "step": "collect_email", "name": message}
     await run_db(
         commit,
-        [{"role": "assistant", "content": None, "tool_calls": [call]},
-         {"role": "tool", "content": "Ask for the email.", "tool_call_id": "c1"}],
+        [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "content": "Ask for the email.", "tool_call_id": "c1"},
+        ],
         new_state,
-        [("tool.call", {"name": "save_name", "arguments": {"name": message}}),
-         ("tool.result", {"name": "save_name", "status": "ok", "result": "Ask for the email."}),
-         ("journey.step_changed", {"from": "collect_name", "to": "collect_email"})],
-        False, False,
+        [
+            ("tool.call", {"name": "save_name", "arguments": {"name": message}}),
+            ("tool.result", {"name": "save_name", "status": "ok", "result": "Ask for the email."}),
+            ("journey.step_changed", {"from": "collect_name", "to": "collect_email"}),
+        ],
+        False,
+        False,
     )
     await asyncio.sleep(FLOOR_LATENCY[0])  # the model replies
     await run_db(
-        commit, [{"role": "assistant", "content": "Thanks, noted."}], None,
-        [("assistant.message", {"content": "Thanks, noted."})], False, True,
+        commit,
+        [{"role": "assistant", "content": "Thanks, noted."}],
+        None,
+        [("assistant.message", {"content": "Thanks, noted."})],
+        False,
+        True,
     )
     return JsonResponse({"reply": "Thanks, noted."})
 
@@ -406,12 +448,16 @@ class Tools(BaseJourneyTools[State]):
 TOOLS_BY_STEP = {
     Step.WELCOME: [ToolSchemaBuilder("start").description("Begin").build()],
     Step.COLLECT_NAME: [
-        ToolSchemaBuilder("save_name").description("Save the name")
-        .param("name", "string", "The name", required=True).build()
+        ToolSchemaBuilder("save_name")
+        .description("Save the name")
+        .param("name", "string", "The name", required=True)
+        .build()
     ],
     Step.COLLECT_EMAIL: [
-        ToolSchemaBuilder("save_email").description("Save the email")
-        .param("email", "string", "The email", required=True).build()
+        ToolSchemaBuilder("save_email")
+        .description("Save the email")
+        .param("email", "string", "The email", required=True)
+        .build()
     ],
     Step.COMPLETE: [],
 }
@@ -454,15 +500,27 @@ def serve(args: argparse.Namespace) -> None:
 
     install()
     import uvicorn
-    from django.core.asgi import get_asgi_application
 
     from agent_runtime_framework.django.registry import register_runtime
 
     for key, agent in build_agents(args.latency).items():
         register_runtime(agent, key=key)
+    if args.handler == "inline":
+        from agent_runtime_framework.django.asgi import get_asgi_application as inline_app
+
+        application: Any = inline_app()
+    else:
+        from django.core.asgi import get_asgi_application
+
+        application = get_asgi_application()
     uvicorn.run(
-        get_asgi_application(), host="127.0.0.1", port=args.port, log_level="warning",
-        lifespan="off", backlog=4096, timeout_keep_alive=120,
+        application,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        lifespan="off",
+        backlog=4096,
+        timeout_keep_alive=120,
     )
 
 
@@ -508,7 +566,9 @@ def prepare(database_url: str) -> str:
     """Migrate, create the user, return a logged-in session key (runs in a subprocess)."""
     out = subprocess.run(
         [sys.executable, __file__, "--prepare", "--database-url", database_url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip().splitlines()[-1]
 
@@ -642,8 +702,13 @@ async def drive_floor(
 
 
 async def drive(
-    port: int, session_key: str, journey: str, concurrency: int, seconds: float,
-    latency: float, server_pid: int,
+    port: int,
+    session_key: str,
+    journey: str,
+    concurrency: int,
+    seconds: float,
+    latency: float,
+    server_pid: int,
 ) -> dict[str, Any]:
     """``concurrency`` workers, each playing conversations of ``journey`` for ``seconds``."""
     calls_per_turn = 1 if journey == "chat" else 2
@@ -665,7 +730,7 @@ async def drive(
     conversations = []
     for start in range(0, concurrency, 100):  # open the connections in waves
         conversations += await asyncio.gather(
-            *(new_conversation(c) for c in clients[start:start + 100])
+            *(new_conversation(c) for c in clients[start : start + 100])
         )
     cpu0, rss_idle = _proc_stat(server_pid)
     peak = rss_idle
@@ -732,7 +797,17 @@ async def count_per_turn(port: int, session_key: str, turns: int = 9) -> list[di
     client = RawHTTP(port, cookies, {"X-CSRFToken": token})
     lines = ["hello", "Ada Lovelace", "ada@example.com"]
     rows = []
+
+    async def measured() -> dict[str, float]:
+        """The counters since the last reset, without the /counters requests' own share
+        (the hops of a /counters request fall on both sides of its read and reset)."""
+        _, counted = await client.request("GET", "/counters?reset=1")
+        return {k: v - overhead.get(k, 0) for k, v in counted.items()}
+
+    overhead: dict[str, float] = {}
     try:
+        await client.request("GET", "/counters?reset=1")
+        overhead = await measured()  # one /counters request's own statements and hops
         for name in ("chat", "onboarding", "floor"):
             cids = []
             for _ in range(max(1, turns // 3)):
@@ -750,15 +825,27 @@ async def count_per_turn(port: int, session_key: str, turns: int = 9) -> list[di
                 for line in lines:
                     # The floor plays the onboarding's middle turn (one state-changing tool
                     # call) every time; the journeys play their three turns.
-                    path = (f"/floor/turn/{cid}" if name == "floor"
-                            else f"/api/conversations/{cid}/messages")
+                    path = (
+                        f"/floor/turn/{cid}"
+                        if name == "floor"
+                        else f"/api/conversations/{cid}/messages"
+                    )
                     status, body = await client.request("POST", path, {"message": line})
                     assert status == 200, (name, status, body)
                     played += 1
-            _, counted = await client.request("GET", "/counters?reset=1")
-            # the /counters request itself: no statements, no run_db; asgiref hops only
-            rows.append({"journey": name, "turns": played, **{
-                k: v / played for k, v in counted.items()}})
+            counted = await measured()
+            rows.append(
+                {"journey": name, "turns": played, **{k: v / played for k, v in counted.items()}}
+            )
+        # the empty view: what the handler and the middleware cost by themselves
+        await client.request("GET", "/counters?reset=1")
+        for _ in range(turns):
+            status, _ = await client.request("GET", "/floor")
+            assert status == 200, status
+        counted = await measured()
+        rows.append(
+            {"journey": "empty", "turns": turns, **{k: v / turns for k, v in counted.items()}}
+        )
     finally:
         client.close()
     return rows
@@ -771,10 +858,13 @@ def print_counts(rows: list[dict[str, Any]], vendor: str) -> None:
         "chat": "chat (1 LLM call)",
         "onboarding": "onboarding (2 calls)",
         "floor": "floor (onboarding)",
+        "empty": "empty view (request)",
     }
     for row in rows:
-        print(f"{labels[row['journey']]:<24}{row['statements']:>16.1f}{row['db_hops']:>13.1f}"
-              f"{row['thread_hops']:>13.1f}")
+        print(
+            f"{labels[row['journey']]:<24}{row['statements']:>16.1f}{row['db_hops']:>13.1f}"
+            f"{row['thread_hops']:>13.1f}"
+        )
     print()
 
 
@@ -788,12 +878,21 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or PG_DEFAULT)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
-        "--switch-interval", type=float, default=0.0,
+        "--switch-interval",
+        type=float,
+        default=0.0,
         help="sys.setswitchinterval() of the server (seconds; 0: Python's 0.005)",
     )
     parser.add_argument(
-        "--count-only", action="store_true",
+        "--count-only",
+        action="store_true",
         help="only print SQL statements and thread hops per turn (framework and floor)",
+    )
+    parser.add_argument(
+        "--handler",
+        default="django,inline",
+        help="the ASGI handler(s), one server each, measured in alternation: django "
+        "(Django's ASGIHandler) and/or inline (agent_runtime_framework.django.asgi)",
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
@@ -805,38 +904,86 @@ def main() -> None:
         _prepare_in_process(args.database_url)
         return
 
+    handlers = args.handler.split(",")
+    for handler in handlers:
+        if handler not in ("django", "inline"):
+            parser.error(f"--handler: {handler!r} is not django or inline")
+    print(
+        f"one uvicorn process per handler, {os.cpu_count()} CPUs, model latency "
+        f"{args.latency * 1000:.0f} ms/call, DB_THREADS={args.db_threads}, "
+        f"{args.seconds:.0f} s per row"
+    )
+    summaries = run_handlers(args, handlers)
+    if len(summaries) > 1:
+        print_summary(summaries)
+
+
+HANDLER_LABELS = {
+    "django": "Django's ASGIHandler (sync middleware hooks in threads)",
+    "inline": "agent_runtime_framework.django.asgi (known hooks on the loop)",
+}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_handlers(args: argparse.Namespace, handlers: list[str]) -> list[dict[str, Any]]:
+    """One server per handler on one scratch database, measured in alternation.
+
+    Both servers are up for the whole run and each measurement (counts, floor, every
+    journey and concurrency row) runs against one server and then the other, so a change of
+    load on the machine falls on both alike; an idle server costs nothing.
+    """
+    summaries: list[dict[str, Any]] = [{"handler": h, "rows": [], "counts": {}} for h in handlers]
     url = create_database(args.database_url)
-    server = None
+    servers: list[tuple[subprocess.Popen[bytes], int]] = []
     try:
         session_key = prepare(url)
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--port", str(port), "--database-url", url,
-             "--latency", str(args.latency), "--db-threads", str(args.db_threads),
-             "--switch-interval", str(args.switch_interval)],
-        )
-        base = f"http://127.0.0.1:{port}"
-        _wait_for(base)
-        print(
-            f"one uvicorn process, {os.cpu_count()} CPUs, model latency "
-            f"{args.latency * 1000:.0f} ms/call, DB_THREADS={args.db_threads}, "
-            f"{args.seconds:.0f} s per row\n"
-        )
+        for handler in handlers:
+            port = _free_port()
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--serve",
+                    "--port",
+                    str(port),
+                    "--database-url",
+                    url,
+                    "--latency",
+                    str(args.latency),
+                    "--db-threads",
+                    str(args.db_threads),
+                    "--switch-interval",
+                    str(args.switch_interval),
+                    "--handler",
+                    handler,
+                ],
+            )
+            servers.append((server, port))
+            _wait_for(f"http://127.0.0.1:{port}")
         vendor = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
-        print_counts(asyncio.run(count_per_turn(port, session_key)), vendor)
+        for summary, (_server, port) in zip(summaries, servers, strict=True):
+            print(f"\n== handler {summary['handler']}: {HANDLER_LABELS[summary['handler']]}")
+            counts = asyncio.run(count_per_turn(port, session_key))
+            summary["counts"] = {row["journey"]: row for row in counts}
+            print_counts(counts, vendor)
         if args.count_only:
-            return
-        floor = asyncio.run(drive_floor(port, 100, min(args.seconds, 5.0), server.pid))
-        print(
-            f"floor: empty async Django view, same middleware: {floor['per_s']:.0f} req/s, "
-            f"{floor['cpu_ms']:.2f} ms server CPU per request\n"
-        )
+            return summaries
+        for summary, (server, port) in zip(summaries, servers, strict=True):
+            floor = asyncio.run(drive_floor(port, 100, min(args.seconds, 5.0), server.pid))
+            summary["floor"] = floor
+            print(
+                f"floor ({summary['handler']}): empty async Django view, same middleware: "
+                f"{floor['per_s']:.0f} req/s, {floor['cpu_ms']:.2f} ms server CPU per request"
+            )
         header = (
-            f"{'journey':<11}{'conc':>6}{'turns/s':>10}{'ideal':>9}{'ratio':>8}"
+            f"\n{'handler':<8}{'journey':<11}{'conc':>6}{'turns/s':>10}{'ideal':>9}{'ratio':>8}"
             f"{'p50 add':>10}{'p99 add':>10}{'mem/conv':>11}{'srv cpu':>9}{'cpu/turn':>10}"
             f"{'cli cpu':>9}  errors"
         )
@@ -844,31 +991,82 @@ def main() -> None:
         print("-" * len(header))
         for journey in args.journeys.split(","):
             for concurrency in (int(c) for c in args.concurrency.split(",")):
-                row = asyncio.run(
-                    drive(port, session_key, journey, concurrency, args.seconds, args.latency,
-                          server.pid)
-                )
-                print(
-                    f"{row['journey']:<11}{row['concurrency']:>6}{row['turns_per_s']:>10.1f}"
-                    f"{row['ideal_per_s']:>9.0f}{row['ratio']:>8.0%}"
-                    f"{row['p50_added_ms']:>8.1f}ms{row['p99_added_ms']:>8.1f}ms"
-                    f"{row['mem_per_conv_kib']:>8.1f}KiB{row['server_cpu']:>9.0%}"
-                    f"{row['cpu_ms_per_turn']:>8.2f}ms{row['client_cpu']:>9.0%}"
-                    f"  {row['errors'] or ''}",
-                    flush=True,
-                )
+                for summary, (server, port) in zip(summaries, servers, strict=True):
+                    row = asyncio.run(
+                        drive(
+                            port,
+                            session_key,
+                            journey,
+                            concurrency,
+                            args.seconds,
+                            args.latency,
+                            server.pid,
+                        )
+                    )
+                    summary["rows"].append(row)
+                    print(
+                        f"{summary['handler']:<8}"
+                        f"{row['journey']:<11}{row['concurrency']:>6}{row['turns_per_s']:>10.1f}"
+                        f"{row['ideal_per_s']:>9.0f}{row['ratio']:>8.0%}"
+                        f"{row['p50_added_ms']:>8.1f}ms{row['p99_added_ms']:>8.1f}ms"
+                        f"{row['mem_per_conv_kib']:>8.1f}KiB{row['server_cpu']:>9.0%}"
+                        f"{row['cpu_ms_per_turn']:>8.2f}ms{row['client_cpu']:>9.0%}"
+                        f"  {row['errors'] or ''}",
+                        flush=True,
+                    )
         print(
             "\nideal = concurrency / (LLM calls per turn x latency); 'add' = turn latency minus "
             "the model's sleeps;\nmem/conv = (peak - idle server RSS) / concurrency; cpu = "
             "share of one core (server: uvicorn process, client: this load generator);\n"
             "cpu/turn = server CPU per turn: throughput is capped near 1 core / cpu/turn "
-            "(one process, one GIL)."
+            "(one process, one GIL).\n"
         )
+        return summaries
     finally:
-        if server is not None:
+        for server, _ in servers:
             server.terminate()
+        for server, _ in servers:
             server.wait(timeout=10)
         drop_database(args.database_url)
+
+
+def print_summary(summaries: list[dict[str, Any]]) -> None:
+    """The handlers side by side: hops and server CPU per turn, and their ratio."""
+    by_name = {s["handler"]: s for s in summaries}
+    base = by_name.get("django", summaries[0])
+    other = by_name.get("inline", summaries[-1])
+    names = f"{other['handler']} / {base['handler']}"
+    print(f"== side by side (ratio = {names})\n")
+    header = f"{'':<30}" + "".join(f"{s['handler']:>12}" for s in summaries) + f"{'ratio':>9}"
+    print(header)
+    print("-" * len(header))
+    first = summaries[0]
+    position = {id(s): i for i, s in enumerate(summaries)}
+
+    def line(label: str, values: list[float], unit: str, digits: int) -> None:
+        cells = "".join(f"{v:>{12 - len(unit)}.{digits}f}{unit}" for v in values)
+        reference = values[position[id(base)]]
+        ratio = values[position[id(other)]] / reference if reference else float("nan")
+        print(f"{label:<30}{cells}{ratio:>9.2f}")
+
+    labels = {
+        "chat": "chat turn",
+        "onboarding": "onboarding turn",
+        "floor": "floor (onboarding) turn",
+        "empty": "empty view request",
+    }
+    for journey, label in labels.items():
+        if all(journey in s["counts"] for s in summaries):
+            line(f"hops/{label}", [s["counts"][journey]["thread_hops"] for s in summaries], "", 1)
+    if all("floor" in s for s in summaries):
+        line("cpu/empty view request", [s["floor"]["cpu_ms"] for s in summaries], "ms", 2)
+    for index, row in enumerate(first["rows"]):
+        label = f"cpu/{row['journey']} turn @{row['concurrency']}"
+        line(label, [s["rows"][index]["cpu_ms_per_turn"] for s in summaries], "ms", 2)
+    for index, row in enumerate(first["rows"]):
+        label = f"turns/s {row['journey']} @{row['concurrency']}"
+        line(label, [s["rows"][index]["turns_per_s"] for s in summaries], "", 1)
+    print()
 
 
 def _wait_for(base: str) -> None:

@@ -4,11 +4,15 @@ The example serves its own static files (the chat page's CSS/JS and the admin's)
 Django's ``ASGIStaticFilesHandler``, so one uvicorn command is all a newcomer runs. In a
 real deployment, collect static files and let a web server or CDN serve them: set
 ``SERVE_STATIC=0``.
+
+``agent_runtime_framework.django.asgi.get_asgi_application`` is Django's own, except that
+the session, CSRF, authentication, messages and security middleware hooks run on the event
+loop when they do no blocking work, instead of one thread hop each.
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
+from agent_runtime_framework.django.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 

@@ -74,8 +74,12 @@ def _configure(backend: str) -> dict[str, Any]:
         base = os.environ.get("DATABASE_URL") or PG_DEFAULT
         admin = database_from_url(base)
         with psycopg.connect(
-            dbname=admin["NAME"], user=admin["USER"], password=admin["PASSWORD"],
-            host=admin["HOST"], port=admin["PORT"] or 5432, autocommit=True,
+            dbname=admin["NAME"],
+            user=admin["USER"],
+            password=admin["PASSWORD"],
+            host=admin["HOST"],
+            port=admin["PORT"] or 5432,
+            autocommit=True,
         ) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
             conn.execute(f"CREATE DATABASE {PG_BENCH_DB}")
@@ -162,8 +166,12 @@ class Floor:
             import psycopg
 
             self.conn = psycopg.connect(
-                dbname=database["NAME"], user=database["USER"], password=database["PASSWORD"],
-                host=database["HOST"], port=database["PORT"] or 5432, autocommit=True,
+                dbname=database["NAME"],
+                user=database["USER"],
+                password=database["PASSWORD"],
+                host=database["HOST"],
+                port=database["PORT"] or 5432,
+                autocommit=True,
                 **({"options": "-c synchronous_commit=off"} if NO_FSYNC else {}),
             )
             self.p = "%s"
@@ -190,8 +198,16 @@ class Floor:
         )
 
     def _commit(
-        self, cid: Any, token: str, messages: list[dict[str, Any]], state: dict[str, Any] | None,
-        step: str, new_turn: int, tokens: int, complete: bool, insert_journey: bool,
+        self,
+        cid: Any,
+        token: str,
+        messages: list[dict[str, Any]],
+        state: dict[str, Any] | None,
+        step: str,
+        new_turn: int,
+        tokens: int,
+        complete: bool,
+        insert_journey: bool,
         release: bool = False,
     ) -> None:
         now = self._now()
@@ -211,9 +227,15 @@ class Floor:
         params: list[Any] = []
         for i, m in enumerate(messages):
             params += [
-                cid, start + i, m["role"], m.get("content"),
+                cid,
+                start + i,
+                m["role"],
+                m.get("content"),
                 json.dumps(m["tool_calls"]) if m.get("tool_calls") else None,
-                m.get("tool_call_id", ""), "", "{}", now,
+                m.get("tool_call_id", ""),
+                "",
+                "{}",
+                now,
             ]
         self.x(
             "INSERT INTO arf_message (conversation_id, seq, role, content, "
@@ -244,8 +266,9 @@ class Floor:
             )
         self.x("COMMIT")
 
-    def turn(self, cid_uuid: uuid.UUID, text: str, tool: str, arg: str | None,
-             step_after: str, new: bool) -> None:
+    def turn(
+        self, cid_uuid: uuid.UUID, text: str, tool: str, arg: str | None, step_after: str, new: bool
+    ) -> None:
         cid = self._id(cid_uuid)
         token = uuid.uuid4().hex
         if new:
@@ -261,7 +284,8 @@ class Floor:
                 raise RuntimeError("busy")
         row = self.x(
             "SELECT state FROM arf_journey WHERE conversation_id = ? "
-            "AND agent_key = 'onboarding-agent'", (cid,),
+            "AND agent_key = 'onboarding-agent'",
+            (cid,),
         ).fetchone()
         state = json.loads(row[0]) if row and isinstance(row[0], str) else (row[0] if row else None)
         history = self.x(
@@ -273,8 +297,9 @@ class Floor:
         if state is None:
             state = {"step": "welcome", "name": "", "email": "", "_version": 1}
         call_id = "call_" + uuid.uuid4().hex[:8]
-        arguments = json.dumps({"name": arg} if tool == "save_name" else
-                               {"email": arg} if tool == "save_email" else {})
+        arguments = json.dumps(
+            {"name": arg} if tool == "save_name" else {"email": arg} if tool == "save_email" else {}
+        )
         state = dict(state)
         step_before = str(state.get("step", "welcome"))
         state["step"] = step_after
@@ -285,20 +310,55 @@ class Floor:
         first = row is None
         # The user's message is durable before the model is called (its own transaction,
         # with the journey's turn counter), as the framework guarantees.
-        self._commit(cid, token, [{"role": "user", "content": text}],
-                     {} if first else None, step_before, 1, 0, False, insert_journey=first)
+        self._commit(
+            cid,
+            token,
+            [{"role": "user", "content": text}],
+            {} if first else None,
+            step_before,
+            1,
+            0,
+            False,
+            insert_journey=first,
+        )
         messages = [
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": call_id, "type": "function",
-                 "function": {"name": tool, "arguments": arguments}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": tool, "arguments": arguments},
+                    }
+                ],
+            },
             {"role": "tool", "content": "ok", "tool_call_id": call_id},
         ]
-        self._commit(cid, token, messages, state, step_after, 0, 0, step_after == "complete",
-                     insert_journey=False)
+        self._commit(
+            cid,
+            token,
+            messages,
+            state,
+            step_after,
+            0,
+            0,
+            step_after == "complete",
+            insert_journey=False,
+        )
         # The final reply and the release: one transaction.
-        self._commit(cid, token, [{"role": "assistant", "content": "Thanks, noted."}], None,
-                     step_after, 0, 30, step_after == "complete", insert_journey=False,
-                     release=True)
+        self._commit(
+            cid,
+            token,
+            [{"role": "assistant", "content": "Thanks, noted."}],
+            None,
+            step_after,
+            0,
+            30,
+            step_after == "complete",
+            insert_journey=False,
+            release=True,
+        )
 
 
 FLOOR_PLAN = (
@@ -331,8 +391,11 @@ def _seed_history(count: int, messages: int) -> list[uuid.UUID]:
     for cid in ids:
         for seq in range(messages):
             role = "user" if seq % 2 == 0 else "assistant"
-            batch.append(JourneyMessage(conversation_id=cid, seq=seq, role=role,
-                                        content=f"old message {seq}"))
+            batch.append(
+                JourneyMessage(
+                    conversation_id=cid, seq=seq, role=role, content=f"old message {seq}"
+                )
+            )
             if len(batch) >= 5000:
                 JourneyMessage.objects.bulk_create(batch)
                 batch = []
@@ -433,8 +496,12 @@ def _drop_pg_db() -> None:
 
     admin = database_from_url(os.environ.get("DATABASE_URL") or PG_DEFAULT)
     with psycopg.connect(
-        dbname=admin["NAME"], user=admin["USER"], password=admin["PASSWORD"],
-        host=admin["HOST"], port=admin["PORT"] or 5432, autocommit=True,
+        dbname=admin["NAME"],
+        user=admin["USER"],
+        password=admin["PASSWORD"],
+        host=admin["HOST"],
+        port=admin["PORT"] or 5432,
+        autocommit=True,
     ) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {PG_BENCH_DB}")
 
@@ -444,7 +511,8 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--no-fsync", action="store_true",
+        "--no-fsync",
+        action="store_true",
         help="Both paths commit without flushing to disk (isolates CPU and round-trip cost).",
     )
     parser.add_argument("--backend", choices=["sqlite", "postgres"], help=argparse.SUPPRESS)
@@ -458,9 +526,19 @@ def main() -> None:
     results: dict[str, dict[str, Any] | str] = {}
     for backend in ("sqlite", "postgres"):
         proc = subprocess.run(
-            [sys.executable, __file__, "--backend", backend,
-             "--conversations", str(args.conversations), "--rounds", str(args.rounds)],
-            capture_output=True, text=True, cwd=ROOT,
+            [
+                sys.executable,
+                __file__,
+                "--backend",
+                backend,
+                "--conversations",
+                str(args.conversations),
+                "--rounds",
+                str(args.rounds),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
         if proc.returncode:
             results[backend] = "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
@@ -473,9 +551,11 @@ def main() -> None:
                 print(f"(could not drop {PG_BENCH_DB}: {exc})")
 
     mode = "no fsync" if os.environ.get("BENCH_NO_FSYNC") == "1" else "durable commits"
-    print(f"Onboarding turns with ORM persistence, {mode} ({args.conversations * args.rounds} "
-          "conversations x 3 turns per path, interleaved; medians; "
-          f"history window {HISTORY_WINDOW})")
+    print(
+        f"Onboarding turns with ORM persistence, {mode} ({args.conversations * args.rounds} "
+        "conversations x 3 turns per path, interleaved; medians; "
+        f"history window {HISTORY_WINDOW})"
+    )
     rows = [
         ("framework per turn (ms)", "framework_ms", "{:.3f}"),
         ("raw SQL floor per turn (ms)", "floor_ms", "{:.3f}"),

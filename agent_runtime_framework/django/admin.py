@@ -46,6 +46,7 @@ from django.utils.html import format_html
 from ..agents.introspect import journey_steps, step_progress, step_value
 from ..state.serializer import VERSION_KEY
 from . import admin_insights as insights
+from . import funnel_counts
 from .admin_console import ConversationConsoleAdmin  # noqa: F401  (registers the staff console)
 from .models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
 from .usage import event_usage, price_table
@@ -493,6 +494,8 @@ class JourneyAdmin(admin.ModelAdmin):
                     completed_at=None,
                     updated_at=now,
                 )
+                # No longer complete: the funnel's "completed" counts follow.
+                funnel_counts.resync(journey.conversation_id, journey.agent_key)
             record_event(
                 uuid.uuid4(),
                 JOURNEY_STEP_CHANGED,

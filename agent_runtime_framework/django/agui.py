@@ -6,7 +6,7 @@ input parsing and encoding come from the official ``ag-ui-protocol`` package (``
 so the wire format is the protocol's, not a copy of it.
 
 It is a translation layer over the JSON API, with the same guarantees because it uses the
-same pieces: the caller, CSRF, body-size, JSON and message checks of ``views``, the one
+same pieces: the caller, CSRF, body-size, JSON and message checks of ``api``, the one
 ownership rule (``Caller.owns``), and ``run_turn`` for the turn itself (one turn at a time
 per conversation, durable state, idempotency). AG-UI's ``threadId`` is the conversation
 id (a new one starts a conversation owned by the caller) and ``runId`` is the turn's
@@ -55,8 +55,12 @@ from ag_ui.encoder import EventEncoder
 from django.http import HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 from ..agents.introspect import step_value
+from .api.access import Caller, caller_of, read_json
+from .api.errors import ApiError, map_exception, not_found
+from .api.schemas import message_text
 from .db import run_db
 from .events import (
     ASSISTANT_DELTA,
@@ -78,18 +82,14 @@ from .host import (
 from .live import LiveEvent, LiveEventBus
 from .models import Conversation
 from .registry import get_runtime
-from .views import (
-    ApiError,
-    Caller,
-    _caller,
-    _map_exception,
-    _message_field,
-    _not_found,
-    _read_json,
-    api_view,
-)
 
-__all__ = ["SNAPSHOT_KEYS", "AgUiTranslator", "agui_view", "connect_agui_signals"]
+__all__ = [
+    "SNAPSHOT_KEYS",
+    "AgUiTranslator",
+    "agui_view",
+    "connect_agui_signals",
+    "run_agent_input_schema",
+]
 
 logger = logging.getLogger("agent_runtime_framework.django")
 
@@ -380,10 +380,12 @@ def _user_message(run_input: RunAgentInput) -> str:
             400, "invalid_field", "Only text content is supported in the user message", field
         )
     try:
-        message = _message_field({"message": text}, required=True)
-    except ApiError as exc:
-        exc.details["field"] = "messages[-1].content"
-        raise
+        message = message_text(text, required=True)
+    except PydanticCustomError as exc:
+        details = dict(exc.context or {})
+        details["field"] = "messages[-1].content"
+        status = 422 if exc.type == "message_too_long" else 400
+        raise ApiError(status, exc.type, exc.message(), details) from None
     assert message is not None
     return message
 
@@ -397,7 +399,7 @@ def _thread_snapshot_sync(cid: uuid.UUID, agent_key: str, caller: Caller) -> dic
     if row is None:
         return None
     if not caller.owns(row):
-        raise _not_found(cid)
+        raise not_found(cid)
     if row["agent_key"] != agent_key:
         raise ApiError(
             404,
@@ -439,7 +441,7 @@ def _settle(task: asyncio.Task[TurnResult]) -> None:
     if task.cancelled():
         return
     exc = task.exception()
-    if exc is not None and _map_exception(exc) is None:
+    if exc is not None and map_exception(exc) is None:
         logger.error("an AG-UI turn failed after its client left", exc_info=exc)
 
 
@@ -485,7 +487,7 @@ async def _stream(
             if exc is None:
                 yield encode(translator.finish(task.result(), thread_id, client_run_id))
                 return
-            error = _map_exception(exc, turn_args[1])
+            error = map_exception(exc, turn_args[1])
             if error is None:
                 logger.error("unexpected error in an AG-UI run", exc_info=exc)
                 error = ApiError(
@@ -506,24 +508,42 @@ async def _stream(
 # -- the view -----------------------------------------------------------------------------
 
 
-@api_view("POST")
+def run_agent_input_schema() -> dict[str, dict[str, Any]]:
+    """The OpenAPI schemas of the endpoint's body: AG-UI's own ``RunAgentInput`` and the
+    models it refers to (by name, as components), as ``ag_ui`` declares them."""
+    schema = RunAgentInput.model_json_schema(
+        by_alias=True, mode="validation", ref_template="#/components/schemas/{model}"
+    )
+    defs = schema.pop("$defs", {})
+    schema["description"] = (
+        "AG-UI's RunAgentInput (https://docs.ag-ui.com). Only the last message is used, and "
+        "it must be the new user message; the rest (history, state, tools, context, "
+        "forwardedProps) is accepted and ignored. threadId is the conversation id (a UUID); "
+        "runId is the turn's idempotency key."
+    )
+    return {**defs, "RunAgentInput": schema}
+
+
 async def agui_view(request: HttpRequest, agent_key: str) -> HttpResponseBase:
-    """Run one AG-UI ``RunAgentInput`` on the agent's journey; answer with AG-UI events."""
-    caller = await _caller(request)  # 403 before anything is read
+    """Run one AG-UI ``RunAgentInput`` on the agent's journey; answer with AG-UI events.
+
+    The API's ``ag-ui/<agent_key>`` operation (``api/endpoints.py``) calls it, after the
+    415 and CSRF checks; its ``ApiError``s are answered by the API's handlers."""
+    caller = await caller_of(request)  # 403 before anything is read
     try:
         runtime = get_runtime(agent_key)
     except LookupError:
         raise ApiError(
             404, "not_found", f"No agent is registered with key {agent_key!r}", {"agent": agent_key}
         ) from None
-    run_input = _parse_input(_read_json(request))
+    run_input = _parse_input(read_json(request))
     cid = _thread_uuid(run_input.thread_id)
     run_id = _run_id(run_input)
     message = _user_message(run_input)
     snapshot = await run_db(_thread_snapshot_sync, cid, agent_key, caller)
     if snapshot is None:
         if not caller.identified:  # an anonymous visitor's first thread: give it a session
-            caller = await _caller(request, create_session=True)
+            caller = await caller_of(request, create_session=True)
         snapshot = _new_thread_snapshot(cid, agent_key, runtime)
     encoder = EventEncoder(accept=request.headers.get("Accept") or "")
     turn_args = (agent_key, cid, message, caller.user, caller.session_key, f"ag-ui:{run_id}")

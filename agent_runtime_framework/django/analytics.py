@@ -2,8 +2,8 @@
 
 Every step change of a journey is a ``journey.step_changed`` event (``{"from", "to"}``),
 written in the same transaction as the state it explains; a journey row's creation is its
-entry into the initial step. The funnel is computed from these *visits* (one per entry into
-a step) in the database, so it is exact for linear, branching and looping journeys alike:
+entry into the initial step. The funnel counts these *visits* (one per entry into a
+step), so it is exact for linear, branching and looping journeys alike:
 
 - ``entered``: journeys that entered the step at least once; ``visits``: entries in all
   (a loop enters its steps again);
@@ -12,15 +12,31 @@ a step) in the database, so it is exact for linear, branching and looping journe
   went next (transitions and distinct journeys per next step);
 - ``completed``: journeys that entered it and completed the journey; ``dropped``: journeys
   that ended at it failed or abandoned; ``completed_here``: completed at it;
-- ``median_seconds``: median time from entering the step to leaving it (closed visits).
+- ``median_seconds``: median time from entering the step to leaving it (closed visits),
+  to the bucket: the mean of the middle visit's log-spaced bucket (``funnel_counts``:
+  four buckets per doubling, so within 19 %; exact when the middle visit is alone in its
+  bucket, or its bucket's visits took the same time).
 
-Filters: the agent (always), the journeys' start date range, and ``through`` (journeys
-that entered a step: one branch of a branching journey). Two queries whatever the data
-size: one pass over the visits (window functions, portable between SQLite and
-PostgreSQL: counts per step, next step and status, and the medians' middle rows) and the
-journeys' current (step, status). The partial index ``art_event_steps`` (``agent_key,
-conversation, id`` of step-change events) serves the first. Its cost grows with the step
-events it reads (``bench/bench_admin_scale.py``).
+The figures per step come from aggregates kept with the step events (``funnel_counts``:
+counts per agent, **UTC day the journeys started**, kind and step, upserted in the
+transaction that writes the events), not from the events: the funnel does not grow with
+the event table, and pruning old events (``journey_prune``) leaves it as it was. Two
+queries whatever the data size: the counts summed over the range's days (all time: the
+agent's all-time rows, ``funnel_counts.ALL_TIME``), and the journeys' current (step,
+status) (an index-only scan of ``(agent_key, created_at, step, status)`` on the journey
+table: ``total``, ``now``, ``dropped``, ``completed_here``; it still grows with the
+agent's journeys in range, a few ms at 100,000).
+
+Filters: the agent (always) and the journeys' start date range. A range maps onto the
+UTC days it overlaps (``utc_days``: the day of ``since`` up to the day of the last
+instant before ``until``): the per-step figures count the journeys started on those
+days, while ``total`` and the current figures count those started within the exact
+instants. The admin's date filter gives midnights of the site's time zone, so with
+``TIME_ZONE = "UTC"`` both agree; elsewhere the step figures take in the whole UTC days
+at the edges. ``through`` (journeys that entered a step: one branch of a branching
+journey) is computed from the branch's step events (window functions over the visits,
+portable between SQLite and PostgreSQL; the partial index ``art_event_steps`` serves
+it): exact, but it grows with the events it reads and misses pruned ones.
 
 Behind a router the step events carry the routed journey's key (``routed_journey_key``),
 so a journey's funnel counts it whether it ran alone or behind a front desk. A router's
@@ -37,9 +53,16 @@ from django.db import connection
 from django.db.models import Count
 
 from ..agents.introspect import journey_steps, step_value
-from .models import Journey, JourneyEvent, JourneyStatus
+from .funnel_counts import ALL_TIME, median_of_buckets
+from .models import FunnelCount, Journey, JourneyEvent, JourneyStatus
 
-__all__ = ["STEP_CHANGED", "journey_funnel", "observed_transitions", "router_funnel"]
+__all__ = [
+    "STEP_CHANGED",
+    "journey_funnel",
+    "observed_transitions",
+    "router_funnel",
+    "utc_days",
+]
 
 STEP_CHANGED = "journey.step_changed"
 
@@ -157,11 +180,121 @@ def journey_funnel(
     without it steps come in alphabetical order and the initial step is unknown.
     """
     initial = _initial_step(agent) if agent is not None else ""
+    journeys, jparams = _journeys_cte(agent_key, since, until, through)
+    current = f"SELECT step, status, COUNT(*) FROM ({journeys}) j GROUP BY step, status"
+    if through is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*_visit_rows_sql(agent_key, initial, since, until, through))
+            rows = cursor.fetchall()
+            cursor.execute(current, jparams)
+            current_rows = cursor.fetchall()
+        figures = _figures_from_visits(rows)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(*_counts_sql(agent_key, since, until))
+            rows = cursor.fetchall()
+            cursor.execute(current, jparams)
+            current_rows = cursor.fetchall()
+        total = sum(int(n) for _, _, n in current_rows)
+        figures = _figures_from_counts(rows, initial, total)
+    return _assemble(agent, figures, current_rows, through)
+
+
+def utc_days(
+    since: dt.datetime | None, until: dt.datetime | None
+) -> tuple[dt.date | None, dt.date | None]:
+    """The UTC days ``[first, end)`` a range of journeys' starts overlaps: the day of
+    ``since`` onwards, up to and including the day of the last instant before ``until``."""
+    first = since.astimezone(dt.UTC).date() if since is not None else None
+    end = None
+    if until is not None:
+        last = until.astimezone(dt.UTC) - dt.timedelta(microseconds=1)
+        end = last.date() + dt.timedelta(days=1)
+    return first, end
+
+
+def _counts_sql(
+    agent_key: str, since: dt.datetime | None, until: dt.datetime | None
+) -> tuple[str, list[Any]]:
+    """The agent's funnel counts summed over the UTC days of the range (``funnel_counts``)."""
+    where = ["agent_key = %s"]
+    params: list[Any] = [agent_key]
+    first, end = utc_days(since, until)
+    if first is None and end is None:  # all time: the agent's all-time rows
+        where.append("day = %s")
+        params.append(connection.ops.adapt_datefield_value(ALL_TIME))
+    elif first is not None:
+        where.append("day >= %s")
+        params.append(connection.ops.adapt_datefield_value(first))
+    else:
+        where.append("day > %s")
+        params.append(connection.ops.adapt_datefield_value(ALL_TIME))
+    if end is not None:
+        where.append("day < %s")
+        params.append(connection.ops.adapt_datefield_value(end))
+    sql = (
+        f"SELECT kind, step, target, SUM(n), SUM(total) FROM {_q(FunnelCount._meta.db_table)} "
+        f"WHERE {' AND '.join(where)} GROUP BY kind, step, target"
+    )
+    return sql, params
+
+
+def _figure(figures: dict[str, dict[str, Any]], step: Any) -> dict[str, Any]:
+    key = "" if step is None else str(step)
+    if key not in figures:
+        figures[key] = {"entered": 0, "visits": 0, "completed": 0, "to": {}, "median": None}
+    return figures[key]
+
+
+def _edge(entry: dict[str, Any], target: Any) -> dict[str, int]:
+    to: dict[str, int] = entry["to"].setdefault(str(target), {"transitions": 0, "journeys": 0})
+    return to
+
+
+def _figures_from_counts(
+    rows: Sequence[Sequence[Any]], initial: str, total: int
+) -> dict[str, dict[str, Any]]:
+    """Per step: entered, visits, completed, next steps, median (from the time buckets).
+    The initial step's entries are the journeys' creations (``total``), not stored."""
+    figures: dict[str, dict[str, Any]] = {}
+    buckets: dict[str, dict[int, tuple[float, float]]] = {}
+    if total:
+        entry = _figure(figures, initial)
+        entry["entered"] += total
+        entry["visits"] += total
+    for kind, step, target, n, summed in rows:
+        count = int(n or 0)
+        if kind == "time":
+            buckets.setdefault(str(step), {})[int(target)] = (count, float(summed or 0))
+            continue
+        entry = _figure(figures, step)
+        if kind == "visit":
+            entry["visits"] += count
+        elif kind == "enter":
+            entry["entered"] += count
+        elif kind == "done":
+            entry["completed"] += count
+        elif kind == "edge":
+            _edge(entry, target)["transitions"] += count
+        elif kind == "edge1":
+            _edge(entry, target)["journeys"] += count
+    for step, by_bucket in buckets.items():
+        _figure(figures, step)["median"] = median_of_buckets(by_bucket)
+    return figures
+
+
+def _visit_rows_sql(
+    agent_key: str,
+    initial: str,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    through: str | None,
+) -> tuple[str, list[Any]]:
+    """One pass over the visits of one branch's journeys (read from the step events):
+    counts per (step, next step, status), and the medians' middle rows summed per group."""
     head, params = _visits_sql(agent_key, initial, since, until, through)
-    # One pass over the visits: counts per (step, next step, status), and the median's
-    # middle rows (the one or two ranked in the middle of their step) summed per group.
     middle = "u.secs IS NOT NULL AND (u.rn = (u.cnt + 1) / 2 OR u.rn = (u.cnt + 2) / 2)"
-    visits = (
+    sql = (
         head + "SELECT u.step, u.next_step, u.status, COUNT(*), "
         "SUM(CASE WHEN u.nth = 1 THEN 1 ELSE 0 END), "
         "SUM(CASE WHEN u.nth_edge = 1 THEN 1 ELSE 0 END), "
@@ -169,28 +302,35 @@ def journey_funnel(
         f"SUM(CASE WHEN {middle} THEN 1 ELSE 0 END) "
         "FROM u GROUP BY u.step, u.next_step, u.status"
     )
-    journeys, jparams = _journeys_cte(agent_key, since, until, through)
-    current = f"SELECT step, status, COUNT(*) FROM ({journeys}) j GROUP BY step, status"
-    with connection.cursor() as cursor:
-        cursor.execute(visits, params)
-        rows = cursor.fetchall()
-        cursor.execute(current, jparams)
-        current_rows = cursor.fetchall()
-    edge_rows = [r[:6] for r in rows]
-    sums: dict[Any, list[float]] = {}
-    for r in rows:
-        if r[7]:
-            total = sums.setdefault(r[0], [0.0, 0])
-            total[0] += float(r[6] or 0)
-            total[1] += int(r[7])
-    median_rows = [(step, total / n) for step, (total, n) in sums.items() if n]
-    return _assemble(agent, edge_rows, median_rows, current_rows, through)
+    return sql, params
+
+
+def _figures_from_visits(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, Any]]:
+    figures: dict[str, dict[str, Any]] = {}
+    sums: dict[str, list[float]] = {}
+    for step, next_step, status, visits, first, first_edge, middle, middles in rows:
+        entry = _figure(figures, step)
+        entry["visits"] += int(visits)
+        entry["entered"] += int(first or 0)
+        if status == JourneyStatus.COMPLETE:
+            entry["completed"] += int(first or 0)
+        if next_step is not None:
+            to = _edge(entry, next_step)
+            to["transitions"] += int(visits)
+            to["journeys"] += int(first_edge or 0)
+        if middles:
+            summed = sums.setdefault("" if step is None else str(step), [0.0, 0])
+            summed[0] += float(middle or 0)
+            summed[1] += int(middles)
+    for step, (summed_secs, n) in sums.items():
+        if n:
+            _figure(figures, step)["median"] = summed_secs / n
+    return figures
 
 
 def _assemble(
     agent: Any,
-    edge_rows: Sequence[Sequence[Any]],
-    median_rows: Sequence[Sequence[Any]],
+    figures: dict[str, dict[str, Any]],
     current_rows: Sequence[Sequence[Any]],
     through: str | None,
 ) -> dict[str, Any]:
@@ -222,22 +362,20 @@ def _assemble(
         return steps[key]
 
     edges: dict[tuple[str, str], dict[str, int]] = {}
-    for step, next_step, status, visits, first, first_edge in edge_rows:
+    for step, figure in figures.items():
+        if not (figure["visits"] or figure["entered"] or figure["completed"] or figure["to"]):
+            continue  # counts that came back to zero (a completion undone)
         entry = row(step)
-        entry["visits"] += int(visits)
-        entry["entered"] += int(first or 0)
-        if status == JourneyStatus.COMPLETE:
-            entry["completed"] += int(first or 0)
-        if next_step is not None:
-            target = str(next_step)
-            to = entry["to"].setdefault(target, {"transitions": 0, "journeys": 0})
-            to["transitions"] += int(visits)
-            to["journeys"] += int(first_edge or 0)
-            edge = edges.setdefault((entry["step"], target), {"transitions": 0, "journeys": 0})
-            edge["transitions"] += int(visits)
-            edge["journeys"] += int(first_edge or 0)
-    for step, median in median_rows:
-        row(step)["median_seconds"] = round(float(median), 3) if median is not None else None
+        entry["visits"] += figure["visits"]
+        entry["entered"] += figure["entered"]
+        entry["completed"] += figure["completed"]
+        for target, counts in figure["to"].items():
+            if not counts["transitions"] and not counts["journeys"]:
+                continue
+            entry["to"][target] = dict(counts)
+            edges[(entry["step"], target)] = dict(counts)
+        if figure["median"] is not None:
+            entry["median_seconds"] = round(float(figure["median"]), 3)
     total = 0
     for step, status, n in current_rows:
         entry = row(step)

@@ -251,10 +251,15 @@ def _send(event: JourneyEvent) -> None:
 
 
 def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
-    """Insert rows (one statement), creating a missing conversation row once, then signal."""
+    """Insert rows (one statement), creating a missing conversation row once, then signal.
+
+    Step changes update the funnel's counts in the same transaction (``funnel_counts``)."""
+    from .funnel_counts import record
+
     try:
         with transaction.atomic():
             JourneyEvent.objects.bulk_create(events)
+            record(events)
     except IntegrityError:
         # The conversation row may not exist yet (events before the first turn's claim).
         from .stores import ensure_conversation_sync
@@ -263,6 +268,7 @@ def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
             ensure_conversation_sync(cid, events[0].agent_key)
         with transaction.atomic():
             JourneyEvent.objects.bulk_create(events)
+            record(events)
     _send_all(events)
     return events
 
@@ -316,9 +322,9 @@ def _conversation_uuid(conversation_id: Any) -> uuid.UUID | None:
 def next_event_seq_sync(run_id: Any) -> int:
     """One past the run's highest stored event seq (0 for a run without events): where a
     run continues numbering, e.g. when a runner retries it under the same run id."""
-    highest = (
-        JourneyEvent.objects.filter(run_id=uuid.UUID(str(run_id))).aggregate(m=Max("seq"))["m"]
-    )
+    highest = JourneyEvent.objects.filter(run_id=uuid.UUID(str(run_id))).aggregate(m=Max("seq"))[
+        "m"
+    ]
     return 0 if highest is None else highest + 1
 
 
@@ -402,6 +408,9 @@ class JourneyEventLog:
         self.run_id = uuid.UUID(str(run_id)) if run_id is not None else uuid.uuid4()
         self.conversation_id = _conversation_uuid(conversation_id)
         self.agent_key = agent_key
+        #: The journey whose steps this run's step events describe, when it is not the
+        #: runtime registered under ``agent_key`` (an agent registered under another key).
+        self.journey_key: str | None = None
         self.emit = emit
         self.next_seq = start_seq
         self.store_deltas = store_deltas
@@ -422,7 +431,7 @@ class JourneyEventLog:
         agent_key = self.agent_key
         if event_type in _JOURNEY_FACTS:
             # Behind a router, a step belongs to the journey the router runs, not to it.
-            agent_key = routed_journey_key() or agent_key
+            agent_key = routed_journey_key() or self.journey_key or agent_key
         row = JourneyEvent(
             conversation_id=self.conversation_id,
             agent_key=agent_key,

@@ -90,6 +90,10 @@ async def play_journey(
         model=model_name_of(agent),
     )
     hooks = CompositeHooks(recorder, seen, tracing_hooks(agent))  # tracing: None when off
+    if not isinstance(agent, RoutedJourneyAgent):
+        # Step events belong to the journey's own key, also when it is registered under
+        # another: the journey row, the funnel and the admin go by that key.
+        log.journey_key = agent.key
     ctx.metadata.update(escalation_metadata())
     conversation_id = ctx.conversation_id
     try:

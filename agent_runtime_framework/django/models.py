@@ -19,14 +19,17 @@ conversation already takes ``user.agent_conversations``.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.signals import post_save
 
 __all__ = [
     "Approval",
     "ApprovalStatus",
     "Conversation",
+    "FunnelCount",
     "HandoffStatus",
     "Journey",
     "JourneyEvent",
@@ -139,6 +142,10 @@ class Journey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    #: What the funnel's counters (``FunnelCount``) have counted of this journey: the
+    #: steps and edges it took, the step it is in and since when, whether it counts as
+    #: completed (``funnel_counts.py``). Written with the step events, never by hand.
+    funnel_memo = models.JSONField(default=dict, db_default={}, editable=False)
 
     class Meta:
         db_table = "arf_journey"
@@ -352,3 +359,47 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} ({self.status})"
+
+
+class FunnelCount(models.Model):
+    """The journey funnel's aggregates (``funnel_counts.py``): per agent, UTC day the
+    journeys started, kind and step (and next step or time bucket), a count and a sum.
+
+    Upserted (``n = n + excluded.n``) in the transaction that writes the step events
+    they count, so the funnel reads a few rows per day instead of every step event.
+    """
+
+    agent_key = models.CharField(max_length=200)
+    #: The UTC date the counted journeys started (their row's ``created_at``).
+    day = models.DateField()
+    #: ``visit``, ``enter``, ``edge``, ``edge1``, ``time`` or ``done`` (``funnel_counts``).
+    kind = models.CharField(max_length=8)
+    step = models.CharField(max_length=200)
+    #: The next step (``edge``, ``edge1``), the time bucket (``time``), else "".
+    target = models.CharField(max_length=200, blank=True, default="")
+    n = models.BigIntegerField(default=0)
+    #: Seconds in the step summed over the bucket's visits (``time``), else 0.
+    total = models.FloatField(default=0.0)
+
+    class Meta:
+        db_table = "arf_funnel_count"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent_key", "day", "kind", "step", "target"], name="art_funnel_count_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_key} {self.day} {self.kind} {self.step} {self.target}: {self.n}"
+
+
+def _count_saved_step_event(sender: Any, instance: JourneyEvent, created: bool, **kw: Any) -> None:
+    """A step event saved through the ORM (``JourneyEvent.objects.create``) is counted in
+    the funnel like one the framework writes (``funnel_counts``); ``bulk_create`` is not."""
+    if created and instance.type == "journey.step_changed":
+        from .funnel_counts import record
+
+        record([instance], using=kw.get("using") or "default")
+
+
+post_save.connect(_count_saved_step_event, sender=JourneyEvent, dispatch_uid="arf_funnel_count")

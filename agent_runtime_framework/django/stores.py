@@ -35,6 +35,7 @@ from ..memory.manager import CommitInfo, MemoryContext, MemoryManager
 from ..memory.stores import ConversationStore, JourneyBusy, StateStore
 from ..state.serializer import VERSION_KEY, StateError
 from .db import run_db
+from .funnel_counts import JourneyRow, changes_of, memo_patch, merge_sql, merged, new_marker, record
 from .models import Conversation, Journey, JourneyEvent, JourneyMessage, JourneyStatus
 from .redaction import redact_messages
 
@@ -461,10 +462,10 @@ def _select_messages(cid: uuid.UUID, limit: int | None) -> list[dict[str, Any]]:
     ]
 
 
-def _insert_events(events: Sequence[Any]) -> None:
+def _insert_events(events: Sequence[Any], now: datetime | None = None) -> None:
     """One multi-row INSERT of unsaved ``JourneyEvent`` rows (payloads already JSON-safe);
     sets their ids, as ``bulk_create`` would. Must run inside the commit's transaction."""
-    now = timezone.now()
+    now = now or timezone.now()
     conn = _c()
     adapt = conn.ops.adapt_json_value
     run_field = JourneyEvent._meta.get_field("run_id")
@@ -672,7 +673,8 @@ class DjangoStateStore(StateStore):
         cid = conversation_uuid(conversation_id)
         validate_state_json(state)
         with transaction.atomic():
-            _write_journey(cid, agent_key, state, info)
+            row, marker = _write_journey(cid, agent_key, state, info, (), new_marker())
+            _count_funnel(cid, agent_key, row, (), marker)
 
     async def delete(self, conversation_id: Any, agent_key: str) -> None:
         cid = conversation_uuid(conversation_id)
@@ -726,9 +728,19 @@ def _clear_sync(cid: uuid.UUID) -> None:
 
 
 def _write_journey(
-    cid: uuid.UUID, agent_key: str, state: dict[str, Any] | None, info: CommitInfo | None
-) -> None:
-    """UPDATE the journey row (state, step, status, counters); INSERT it when missing."""
+    cid: uuid.UUID,
+    agent_key: str,
+    state: dict[str, Any] | None,
+    info: CommitInfo | None,
+    changes: Sequence[tuple[Any, Any, Any]] = (),
+    marker: str | None = None,
+) -> tuple[JourneyRow | None, str | None]:
+    """UPDATE the journey row (state, step, status, counters); INSERT it when missing.
+
+    Returns what the funnel's counts need of the row (``RETURNING``: no extra read) and
+    the marker of the memo patch merged into it (None: none). With the journey's step
+    ``changes`` (and a ``marker``), or when it completes, the same statement merges what
+    the funnel counted of it into its memo (``funnel_counts``)."""
     now = timezone.now()
     sets = ["updated_at = %s"]
     params: list[Any] = [_ts(now)]
@@ -761,15 +773,22 @@ def _write_journey(
         elif state is not None:
             sets += ["status = %s", "completed_at = NULL"]
             params.append(str(JourneyStatus.ACTIVE))
+    status = _status_written(state, info)
+    patch: tuple[dict[str, Any], dict[str, Any]] | None = None
+    if marker is not None and (changes or status == JourneyStatus.COMPLETE):
+        complete = None if status is None else status == JourneyStatus.COMPLETE
+        patch = memo_patch(changes, marker, complete, None if step is None else _step_text(step))
+        sets.append("funnel_memo = " + merge_sql(_c().vendor))
+        params += [_json_param(Journey, "funnel_memo", part) for part in patch]
     with _cursor() as cursor:
         cursor.execute(
             f"UPDATE {_q(Journey._meta.db_table)} SET {', '.join(sets)} "
-            "WHERE conversation_id = %s AND agent_key = %s",
+            "WHERE conversation_id = %s AND agent_key = %s" + _RETURNING,
             [*params, _pk(cid), agent_key],
         )
-        matched = cursor.rowcount
+        matched = cursor.fetchall()
     if matched:
-        return
+        return JourneyRow(*matched[0]), marker if patch is not None else None
     complete = bool(info and info.complete)
     owner_id = _owner_id(info.owner) if info is not None else None
     values = [
@@ -789,22 +808,56 @@ def _write_journey(
         _ts(now),
         _ts(now),
         _ts(now) if complete else None,
+        _json_param(Journey, "funnel_memo", merged({}, *patch) if patch is not None else {}),
     ]
     # One statement: the owner and session come from the conversation row.
     with _cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {_q(Journey._meta.db_table)} (conversation_id, agent_key, state, "
             "state_version, step, status, owner_id, session_key, turns, total_tokens, "
-            "created_at, updated_at, completed_at) "
+            "created_at, updated_at, completed_at, funnel_memo) "
             "SELECT c.id, %s, %s, %s, %s, %s, COALESCE(c.owner_id, %s), c.session_key, "
-            f"%s, %s, %s, %s, %s FROM {_q(Conversation._meta.db_table)} c WHERE c.id = %s",
+            f"%s, %s, %s, %s, %s, %s FROM {_q(Conversation._meta.db_table)} c WHERE c.id = %s"
+            + _RETURNING,
             [*values[1:], values[0]],
         )
-        inserted = cursor.rowcount
-    if not inserted:
-        owner = info.owner if info is not None else None
-        ensure_conversation_sync(cid, agent_key, owner)
-        _write_journey(cid, agent_key, state, info)
+        inserted = cursor.fetchall()
+    if inserted:
+        return JourneyRow(*inserted[0]), marker if patch is not None else None
+    owner = info.owner if info is not None else None
+    ensure_conversation_sync(cid, agent_key, owner)
+    return _write_journey(cid, agent_key, state, info, changes, marker)
+
+
+#: The journey row's figures the funnel's counts need (``funnel_counts.JourneyRow``).
+_RETURNING = " RETURNING created_at, step, status, funnel_memo"
+
+
+def _status_written(state: dict[str, Any] | None, info: CommitInfo | None) -> str | None:
+    """The status ``_write_journey`` sets (None: it leaves the row's)."""
+    if info is None:
+        return None
+    if info.status is not None:
+        return str(info.status)
+    if info.complete:
+        return str(JourneyStatus.COMPLETE)
+    return str(JourneyStatus.ACTIVE) if state is not None else None
+
+
+def _count_funnel(
+    cid: uuid.UUID,
+    agent_key: str,
+    row: JourneyRow | None,
+    events: Sequence[Any],
+    marker: str | None = None,
+) -> None:
+    """The funnel's counts of the commit's step events and of the journey's completion,
+    in the commit's transaction: one upsert when they changed, none otherwise (the
+    journey's memo was merged by its own UPDATE when ``marker`` is given)."""
+    if row is None and not events:
+        return
+    known = {(cid, agent_key): (row, marker)} if row is not None else None
+    record(events, known, cursor=_cursor)
 
 
 # -- the manager --------------------------------------------------------------------------
@@ -1224,6 +1277,7 @@ def _release_sync(cid: uuid.UUID, token: str, events: Sequence[Any] = ()) -> Non
 
     with transaction.atomic():
         _insert_events(events)
+        _count_funnel(cid, "", None, events)
         if token:
             Conversation.objects.filter(id=cid, lease_token=token).update(
                 lease_token="", lease_expires_at=None
@@ -1266,10 +1320,14 @@ def _commit_sync(
                 raise JourneyBusy(cid)
         if messages:
             _insert_messages(cid, start, messages)
+        row, marker = None, None
         if state is not None or info is not None:
-            _write_journey(cid, agent_key, state, info)
+            # The journey's step changes among the events, at the time they are stored.
+            changes = [(a, b, now) for a, b, _ in changes_of(events, cid, agent_key)]
+            row, marker = _write_journey(cid, agent_key, state, info, changes, new_marker())
         if events:
-            _insert_events(events)
+            _insert_events(events, now)
+        _count_funnel(cid, agent_key, row, events, marker)
     if events:
         # After the commit, still on the database thread (receivers may use the ORM).
         from .events import send_signals

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent_runtime_framework.django import registry
-from agent_runtime_framework.django.openapi import ERROR_CODES
+from agent_runtime_framework.django.api import ERROR_CODES
 from agent_runtime_framework.django.stores import DjangoMemoryManager
 from tests.http_api.rules import RuleLLM
 from tests.journeys import OnboardingAgent

@@ -36,8 +36,13 @@ def test_quote_switch_to_claim_finish_it_then_resume_the_quote(
     shot("quote parked, claim running")
 
     incident = (dt.date.today() - dt.timedelta(days=3)).isoformat()
-    for text in ("It's POL-123456", incident, "theft", "My bike was stolen from the shed",
-                 "about 1200"):
+    for text in (
+        "It's POL-123456",
+        incident,
+        "theft",
+        "My bike was stolen from the shed",
+        "about 1200",
+    ):
         say(page, text)
     assert "Your claim reference is CLM-" in say(page, "yes")
     assert step(page) == "complete"
@@ -62,7 +67,5 @@ def test_quote_switch_to_claim_finish_it_then_resume_the_quote(
     assert "please confirm: accept this quote" in say(page, "yes")  # binding waits for it
     assert "Your quote reference is Q-" in say(page, "yes")
     assert step(page) == "complete"
-    page.wait_for_function(
-        "() => document.getElementById('parked-panel').hidden === true"
-    )
+    page.wait_for_function("() => document.getElementById('parked-panel').hidden === true")
     shot("both journeys finished")

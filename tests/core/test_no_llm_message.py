@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from agent_runtime_framework.django.views import _map_exception
+from agent_runtime_framework.django.api.errors import map_exception as _map_exception
 from agent_runtime_framework.llm import NoLLMConfiguredError, get_llm_client
 from agent_runtime_framework.llm.resolve import HOW_TO_CONFIGURE, get_llm_client_or_standin
 

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
+from agent_runtime_framework.django import funnel_counts
 from agent_runtime_framework.django.admin import funnel_rows
 from agent_runtime_framework.django.models import (
     Conversation,
@@ -83,6 +84,7 @@ def _seed(count: int, *, owner: Any = None) -> list[Journey]:
     Journey.objects.bulk_create(journeys)
     JourneyMessage.objects.bulk_create(messages)
     JourneyEvent.objects.bulk_create(events)
+    funnel_counts.rebuild()  # bulk_create bypasses the funnel's counts: recount them
     return journeys
 
 

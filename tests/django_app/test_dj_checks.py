@@ -162,8 +162,13 @@ def test_settings_checks() -> None:
     typo = check_settings({"lease_seconds": 3})[0]
     assert "Did you mean 'LEASE_SECONDS'" in typo.hint
     bad = check_settings(
-        {"LEASE_SECONDS": 0, "DB_THREADS": 1.5, "ALLOW_ANONYMOUS": "yes", "RUNTIMES": "a.b",
-         "MAX_HISTORY_MESSAGES": 0}
+        {
+            "LEASE_SECONDS": 0,
+            "DB_THREADS": 1.5,
+            "ALLOW_ANONYMOUS": "yes",
+            "RUNTIMES": "a.b",
+            "MAX_HISTORY_MESSAGES": 0,
+        }
     )
     assert _ids(bad) == ["agent_runtime.E006"] * 5
     assert _ids(check_settings(["nope"])) == ["agent_runtime.E006"]
@@ -179,7 +184,9 @@ def test_settings_check_runs_through_manage_py(settings: Any) -> None:
 def test_people_in_the_loop_settings_are_checked() -> None:
     from agent_runtime_framework.django.checks import check_settings
 
-    assert check_settings({"OFFER_ESCALATION": True, "HANDOFF_REPLY": "A person will answer."}) == []
+    assert (
+        check_settings({"OFFER_ESCALATION": True, "HANDOFF_REPLY": "A person will answer."}) == []
+    )
     bad = check_settings({"OFFER_ESCALATION": "yes", "HANDOFF_REPLY": ""})
     assert [m.id for m in bad] == ["agent_runtime.E006", "agent_runtime.E006"]
     assert "OFFER_ESCALATION" in bad[0].msg and "HANDOFF_REPLY" in bad[1].msg

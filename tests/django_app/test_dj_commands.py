@@ -38,8 +38,10 @@ def _chat(*args: str, text: str) -> tuple[str, str]:
 def test_journey_chat_plays_turns_and_shows_the_step(onboarding: OnboardingAgent) -> None:
     onboarding.llm_client = (
         ScriptedLLM()
-        .call("start").reply("Hi! What's your name?")
-        .call("save_name", name="Ada").reply("Thanks Ada, your email?")
+        .call("start")
+        .reply("Hi! What's your name?")
+        .call("save_name", name="Ada")
+        .reply("Thanks Ada, your email?")
     )
     out, err = _chat("onboarding-agent", text="hello\nI am Ada\n/quit\n")
     assert err == ""
@@ -96,8 +98,10 @@ def test_journey_graph_prints_mermaid(onboarding: OnboardingAgent) -> None:
     assert "collect_name -->|save_name| collect_email" in text
     assert "collect_email -->|save_email| complete" in text
     # steps appear in enum order
-    order = [text.index(f'{s}["') if f'{s}["' in text else text.index(f"{s}([")
-             for s in ("welcome", "collect_name", "collect_email", "complete")]
+    order = [
+        text.index(f'{s}["') if f'{s}["' in text else text.index(f"{s}([")
+        for s in ("welcome", "collect_name", "collect_email", "complete")
+    ]
     assert order == sorted(order)
 
 
@@ -120,4 +124,3 @@ def test_journey_graph_of_a_router_and_unknown_keys() -> None:
     assert "router_front_desk -->|onboard| onboarding_agent__welcome" in text
     with pytest.raises(CommandError, match="No agent registered"):
         call_command("journey_graph", "missing", stdout=StringIO())
-

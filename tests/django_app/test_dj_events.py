@@ -63,9 +63,13 @@ async def test_recorder_hooks_turn_a_journey_into_events(received: list[Any]) ->
     cid = uuid.uuid4()
     agent = OnboardingAgent(
         llm_client=ScriptedLLM()
-        .call("start").reply("Name?")
-        .call("nope").call("save_name", name="Ada").reply("Email?")
-        .call("save_email", email="a@b.c").reply("Done!"),
+        .call("start")
+        .reply("Name?")
+        .call("nope")
+        .call("save_name", name="Ada")
+        .reply("Email?")
+        .call("save_email", email="a@b.c")
+        .reply("Done!"),
         memory=DjangoMemoryManager(),
     )
     emitted: list[tuple[str, dict[str, Any]]] = []
@@ -82,10 +86,19 @@ async def test_recorder_hooks_turn_a_journey_into_events(received: list[Any]) ->
     rows = await run_db(_events, cid)
     types = [r.type for r in rows]
     assert types == [
-        "tool.call", "tool.result", "journey.step_changed", "assistant.message",
+        "tool.call",
+        "tool.result",
+        "journey.step_changed",
+        "assistant.message",
         "tool.result",  # the rejected call
-        "tool.call", "tool.result", "journey.step_changed", "assistant.message",
-        "tool.call", "tool.result", "journey.step_changed", "journey.completed",
+        "tool.call",
+        "tool.result",
+        "journey.step_changed",
+        "assistant.message",
+        "tool.call",
+        "tool.result",
+        "journey.step_changed",
+        "journey.completed",
         "assistant.message",
     ]
     assert rows[4].payload["status"] == "rejected"
@@ -99,7 +112,8 @@ async def test_recorder_hooks_turn_a_journey_into_events(received: list[Any]) ->
 
     steps = [kw for name, kw in received if name == "step"]
     assert [(s["old_step"], s["new_step"]) for s in steps] == [
-        ("welcome", "collect_name"), ("collect_name", "collect_email"),
+        ("welcome", "collect_name"),
+        ("collect_name", "collect_email"),
         ("collect_email", "complete"),
     ]
     assert steps[0]["conversation_id"] == cid
@@ -144,7 +158,8 @@ async def test_deltas_are_signalled_and_emitted_but_not_stored(received: list[An
     assert [(r.type, r.seq) for r in rows] == [("assistant.message", 0)]
     assert emitted == ["assistant.delta", "assistant.message"]
     assert [kw["type"] for name, kw in received if name == "event"] == [
-        "assistant.delta", "assistant.message",
+        "assistant.delta",
+        "assistant.message",
     ]
 
 
@@ -152,8 +167,9 @@ def test_record_event_sync_numbers_after_the_runs_last_event() -> None:
     run = uuid.uuid4()
     cid = uuid.uuid4()
     first = record_event(run, "run.started", {"a": 1}, conversation_id=cid, agent_key="k")
-    more = record_events(run, [("progress.update", {"p": 0.5}), ("run.succeeded", None)],
-                         conversation_id=cid)
+    more = record_events(
+        run, [("progress.update", {"p": 0.5}), ("run.succeeded", None)], conversation_id=cid
+    )
     assert [first.seq, *(e.seq for e in more)] == [0, 1, 2]
     assert JourneyEvent.objects.filter(run_id=run).count() == 3
     with pytest.raises(ValueError, match="event_type"):
@@ -166,8 +182,14 @@ def test_payloads_are_json_safe_and_bounded() -> None:
 
     big = "x" * 50
     payload = json_safe(
-        {"c": Color.RED, 1: {"s": {3}}, "u": uuid.UUID(int=1), "big": big, "b": b"\x00",
-         "nan": float("nan")},
+        {
+            "c": Color.RED,
+            1: {"s": {3}},
+            "u": uuid.UUID(int=1),
+            "big": big,
+            "b": b"\x00",
+            "nan": float("nan"),
+        },
         max_chars=10,
     )
     assert payload["c"] == "red"

@@ -423,7 +423,7 @@ def test_concurrent_turns_on_one_conversation_lose_no_update() -> None:
     assert Conversation.objects.get(id=cid).lease_token == ""
 
 
-async def test_a_turn_that_fails_at_the_model_keeps_the_message_and_the_next_turn_starts_clean() -> None:
+async def test_a_turn_failing_at_the_model_keeps_the_message_and_the_next_starts_clean() -> None:
     """The user's message is stored before the model call; the journey row made then holds
     no state, and the next turn starts from the initial state (not from ``{}``)."""
 

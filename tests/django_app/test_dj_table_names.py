@@ -45,7 +45,8 @@ THEIR_TABLES = {
     "agent_step_event",
 }
 OUR_TABLES = {
-    "arf_conversation", "arf_journey", "arf_message", "arf_event", "arf_approval", "arf_run"
+    "arf_conversation", "arf_journey", "arf_message", "arf_event", "arf_approval", "arf_run",
+    "arf_funnel_count",
 }  # fmt: skip
 
 

@@ -93,6 +93,8 @@ def test_the_onboarding_does_not_jump_a_step_when_the_name_comes_first() -> None
     walk = [OnboardingState(step=step) for step in OnboardingStep]
     assert _walk(agent, walk) == ["step 1 of 3", "step 1 of 3", "step 2 of 3", "step 3 of 3"]
     # "Hi, I'm Ada" at welcome goes to collect_email: 1 -> 2, not 1 -> 3.
-    assert journey_position(agent, OnboardingState(step=OnboardingStep.COLLECT_EMAIL))[
-        "steps"
-    ] == ["name", "collect_email", "complete"]
+    assert journey_position(agent, OnboardingState(step=OnboardingStep.COLLECT_EMAIL))["steps"] == [
+        "name",
+        "collect_email",
+        "complete",
+    ]

@@ -300,7 +300,7 @@ def test_live_deltas_and_events_arrive_while_a_turn_runs(
 def test_idle_streams_get_keepalives_and_events_of_other_workers(
     make_api: Any, users: Any, agents: Any, monkeypatch: Any
 ) -> None:
-    from agent_runtime_framework.django import views
+    from agent_runtime_framework.django.api import events as views
     from agent_runtime_framework.django.events import record_event
     from agent_runtime_framework.django.models import JourneyEvent as EventRow
     from agent_runtime_framework.django.signals import journey_event
@@ -329,9 +329,7 @@ def test_idle_streams_get_keepalives_and_events_of_other_workers(
     finally:
         views.connect_signals()
     assert ": keep-alive" in seen
-    assert "event: progress.update" in seen and seen[-1] == (
-        f'data: {{"done":1,"run_id":"{run}"}}'
-    )
+    assert "event: progress.update" in seen and seen[-1] == (f'data: {{"done":1,"run_id":"{run}"}}')
 
 
 def test_run_turn_sync_plays_turns_from_sync_code(users: Any, llm: Any) -> None:

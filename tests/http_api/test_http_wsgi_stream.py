@@ -25,9 +25,7 @@ class _ThreadingWSGIServer(WSGIServer):
     daemon_threads = True
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._handle, args=(request, client_address), daemon=True
-        )
+        thread = threading.Thread(target=self._handle, args=(request, client_address), daemon=True)
         thread.start()
 
     def _handle(self, request: Any, client_address: Any) -> None:
@@ -58,9 +56,10 @@ def test_the_event_stream_sends_events_under_a_wsgi_server(
 ) -> None:
     api = make_api(users[0])
     cid = api.start("onboarding-agent", "hello").json()["conversation_id"]
-    with httpx.Client(timeout=15, cookies=api.client.cookies) as client, client.stream(
-        "GET", f"{wsgi_url}/api/conversations/{cid}/events"
-    ) as response:
+    with (
+        httpx.Client(timeout=15, cookies=api.client.cookies) as client,
+        client.stream("GET", f"{wsgi_url}/api/conversations/{cid}/events") as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = SSEReader(response).until("assistant.message")

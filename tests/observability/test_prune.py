@@ -134,8 +134,7 @@ def test_the_command_deletes_in_batches() -> None:
     out = StringIO()
     call_command("journey_prune", "--older-than", "30d", "--batch-size", "2", stdout=out)
     assert out.getvalue().strip() == (
-        "Deleted 5 messages and 5 events of 1 finished conversations older than 30d "
-        "(6 batches)."
+        "Deleted 5 messages and 5 events of 1 finished conversations older than 30d (6 batches)."
     )
     assert _left(cid) == (0, 0)
     assert Journey.objects.filter(conversation_id=cid).count() == 1
@@ -145,6 +144,4 @@ def test_bad_arguments() -> None:
     with pytest.raises(CommandError, match="not an age"):
         call_command("journey_prune", "--older-than", "a while", stdout=StringIO())
     with pytest.raises(CommandError, match="batch-size"):
-        call_command(
-            "journey_prune", "--older-than", "30d", "--batch-size", "0", stdout=StringIO()
-        )
+        call_command("journey_prune", "--older-than", "30d", "--batch-size", "0", stdout=StringIO())

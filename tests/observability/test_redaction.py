@@ -68,15 +68,19 @@ def test_messages_keep_valid_tool_call_json() -> None:
         "role": "assistant",
         "content": None,
         "tool_calls": [
-            {"id": "c1", "type": "function",
-             "function": {"name": "save", "arguments": json.dumps({"card": CARD, "n": 3})}}
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "save", "arguments": json.dumps({"card": CARD, "n": 3})},
+            }
         ],
     }
     out = redact_message(message, default_redactor)
     assert json.loads(out["tool_calls"][0]["function"]["arguments"]) == {"card": "[card]", "n": 3}
-    assert message["tool_calls"][0]["function"]["arguments"] != out["tool_calls"][0]["function"][
-        "arguments"
-    ]  # the original is not changed
+    assert (
+        message["tool_calls"][0]["function"]["arguments"]
+        != out["tool_calls"][0]["function"]["arguments"]
+    )  # the original is not changed
 
 
 # -- through the host, on the database ------------------------------------------------------
@@ -139,14 +143,17 @@ async def test_events_are_redacted_messages_are_not_by_default(
     results = [p["result"] for t, p in events if t == "tool.result"]
     assert "Great, Ada, phone [phone], card [card]!" in results[1]
     replies = [p["content"] for t, p in events if t == "assistant.message"]
-    assert replies[-2:] == ["Thanks! I noted [phone]. Your email?",
-                            "All set, we will write to [email]."]
+    assert replies[-2:] == [
+        "Thanks! I noted [phone]. Your email?",
+        "All set, we will write to [email].",
+    ]
     # The journey's state and the messages are the real data (the model needs them).
     messages = json.dumps(await run_db(_messages, cid))
     assert EMAIL in messages and CARD in messages
     # The sync writer redacts too.
-    row = await run_db(record_event, uuid.uuid4(), "progress.update", {"note": EMAIL},
-                       conversation_id=cid)
+    row = await run_db(
+        record_event, uuid.uuid4(), "progress.update", {"note": EMAIL}, conversation_id=cid
+    )
     assert row.payload == {"note": "[email]"}
 
 
@@ -162,7 +169,9 @@ async def test_messages_are_redacted_when_opted_in(settings: Any, agent: Onboard
     assert users == ["hello", "I am Ada, [phone], card [card]", "it is [email]"]
     calls = [c for m in messages for c in m.get("tool_calls") or ()]
     assert [json.loads(c["function"]["arguments"]) for c in calls] == [
-        {}, {"name": "Ada, phone [phone], card [card]"}, {"email": "[email]"},
+        {},
+        {"name": "Ada, phone [phone], card [card]"},
+        {"email": "[email]"},
     ]
     # Documented consequence: later turns read the redacted history.
     last_call = agent.llm_client.calls[-1]

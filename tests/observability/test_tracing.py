@@ -24,8 +24,9 @@ Local = tuple[TracerProvider, InMemorySpanExporter]
 
 
 def _llm(*script: Any) -> ScriptedLLM:
-    llm = ScriptedLLM(script, usage={"prompt_tokens": 12, "completion_tokens": 3,
-                                     "total_tokens": 15})
+    llm = ScriptedLLM(
+        script, usage={"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
+    )
     llm.provider = "openai"  # type: ignore[attr-defined]
     llm.model = "gpt-4o-mini"  # type: ignore[attr-defined]
     return llm
@@ -65,7 +66,9 @@ async def test_one_turn_gives_the_span_tree_and_genai_attributes(local_spans: Lo
 
     spans = exporter.get_finished_spans()
     assert [s.name for s in spans] == [
-        "chat gpt-4o-mini", "execute_tool start", "chat gpt-4o-mini",
+        "chat gpt-4o-mini",
+        "execute_tool start",
+        "chat gpt-4o-mini",
         "invoke_agent onboarding-agent",
     ]
     turn = spans[-1]
@@ -115,8 +118,9 @@ async def test_no_argument_values_or_text_on_spans(local_spans: Local) -> None:
     for text in ("hi", "I am Ada Secret"):
         with turn_span(agent.key, cid, tracer_provider=provider):
             await agent.run(AgentContext.for_message(cid, text))
-    dumped = repr([(s.attributes, [e.attributes for e in s.events]) for s in
-                   exporter.get_finished_spans()])
+    dumped = repr(
+        [(s.attributes, [e.attributes for e in s.events]) for s in exporter.get_finished_spans()]
+    )
     assert "Secret" not in dumped
 
 
@@ -315,9 +319,7 @@ def test_tracing_and_redaction_settings_are_checked() -> None:
 
 
 @pytest.mark.django_db
-async def test_the_host_traces_an_adapter_turn(
-    settings: Any, spans: InMemorySpanExporter
-) -> None:
+async def test_the_host_traces_an_adapter_turn(settings: Any, spans: InMemorySpanExporter) -> None:
     from agent_runtime_framework.django.host import run_turn
     from tests.adapter.runtimes import OnboardingAdapter
 

@@ -7,7 +7,8 @@ messages and events created before the cutoff are deleted in batches (one short
 transaction each, the finished condition re-checked in every DELETE, so a conversation
 that comes back to life mid-run is left alone). ``Conversation`` and ``Journey`` rows stay:
 the admin still shows where every journey ended. Events not tied to a conversation are
-not touched.
+not touched. Nor are the funnel's counts (``arf_funnel_count``, kept as the step events
+were written): the funnel stays as it was.
 """
 
 from __future__ import annotations

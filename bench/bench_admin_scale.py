@@ -362,11 +362,19 @@ def _load(journeys: int, messages: int) -> dict[str, Any]:
             for sql in _plan_sql(journeys, messages, hot_index, hot_messages):
                 cursor.execute(sql)
         loaded = time.perf_counter() - started
-        # Loaded with raw SQL, behind the framework's back: count the funnel as migration
-        # 0009's backfill does on an existing install (funnel_counts.rebuild).
+        # Loaded with raw SQL, behind the framework's back: count the funnel and the usage
+        # as migrations 0009 and 0010's backfills do on an existing install
+        # (funnel_counts.rebuild, usage.rebuild_usage).
         from agent_runtime_framework.django.funnel_counts import rebuild
+        from agent_runtime_framework.django.usage import rebuild_usage
 
         rebuild()
+        usage_started = time.perf_counter()
+        rebuild_usage()
+        print(
+            f"usage backfill ({journeys} journeys): {time.perf_counter() - usage_started:.1f} s",
+            flush=True,
+        )
         counted = time.perf_counter() - started - loaded
         loaded += counted
         cursor.execute("VACUUM ANALYZE")

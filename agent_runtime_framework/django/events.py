@@ -253,13 +253,16 @@ def _send(event: JourneyEvent) -> None:
 def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
     """Insert rows (one statement), creating a missing conversation row once, then signal.
 
-    Step changes update the funnel's counts in the same transaction (``funnel_counts``)."""
+    Step changes update the funnel's counts, usage records the usage aggregates, in the
+    same transaction (``funnel_counts``, ``usage.record_usage_counts``)."""
     from .funnel_counts import record
+    from .usage import record_usage_counts
 
     try:
         with transaction.atomic():
             JourneyEvent.objects.bulk_create(events)
             record(events)
+            record_usage_counts(events)
     except IntegrityError:
         # The conversation row may not exist yet (events before the first turn's claim).
         from .stores import ensure_conversation_sync
@@ -269,6 +272,7 @@ def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
         with transaction.atomic():
             JourneyEvent.objects.bulk_create(events)
             record(events)
+            record_usage_counts(events)
     _send_all(events)
     return events
 

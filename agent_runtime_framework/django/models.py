@@ -403,3 +403,34 @@ def _count_saved_step_event(sender: Any, instance: JourneyEvent, created: bool, 
 
 
 post_save.connect(_count_saved_step_event, sender=JourneyEvent, dispatch_uid="arf_funnel_count")
+
+
+class UsageCount(models.Model):
+    """Token usage aggregates (``usage.py``): per agent, journey behind a router ("" when
+    none), UTC hour and model, the usage records' turns (distinct runs), count and tokens.
+
+    Upserted (``turns = turns + excluded.turns`` ...) in the transaction that writes the
+    usage events they sum, so an agent's usage reads a few rows per hour instead of every
+    event; ``hour`` is hours since 1970-01-01 UTC, ``usage.ALL_TIME_HOUR`` (-1) all time.
+    """
+
+    agent_key = models.CharField(max_length=200)
+    hour = models.BigIntegerField()
+    journey = models.CharField(max_length=200, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    turns = models.BigIntegerField(default=0)
+    records = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "arf_usage_count"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent_key", "hour", "journey", "model"], name="art_usage_count_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_key} {self.hour} {self.journey} {self.model}: {self.turns}"

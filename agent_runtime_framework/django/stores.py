@@ -38,6 +38,7 @@ from .db import run_db
 from .funnel_counts import JourneyRow, changes_of, memo_patch, merge_sql, merged, new_marker, record
 from .models import Conversation, Journey, JourneyEvent, JourneyMessage, JourneyStatus
 from .redaction import redact_messages
+from .usage import upsert_sql, usage_counts, write_usage_counts
 
 __all__ = [
     "DjangoConversationStore",
@@ -483,13 +484,22 @@ def _insert_events(events: Sequence[Any], now: datetime | None = None) -> None:
             created,
         ]
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(events))
+    # The usage aggregates of the usage events among them (usage.py), in the same
+    # transaction: on PostgreSQL in the same statement (a data-modifying WITH).
+    usage = usage_counts(events, now)
+    prefix, before = "", list[Any]()
+    if usage and conn.vendor == "postgresql":
+        upsert, before = upsert_sql(usage)
+        prefix, usage = f"WITH counted AS ({upsert}) ", {}
     with _cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {_q(JourneyEvent._meta.db_table)} (conversation_id, agent_key, "
+            f"{prefix}INSERT INTO {_q(JourneyEvent._meta.db_table)} (conversation_id, agent_key, "
             f"run_id, seq, type, payload, created_at) VALUES {values} RETURNING id, run_id, seq",
-            params,
+            before + params,
         )
         returned = cursor.fetchall()
+    if usage:
+        write_usage_counts(usage, cursor=_cursor)
     ids = {(uuid.UUID(str(run)), int(seq)): pk for pk, run, seq in returned}
     db = conn.alias
     for event in events:

@@ -13,6 +13,12 @@ Cost: ``PRICES`` maps a model to its price per million input and output tokens; 
 computed when shown, so a price change applies to past turns too (figures are estimates,
 not an invoice). Aggregates are one grouped query each (per conversation, per agent).
 
+Per agent, the usage is also summed into ``arf_usage_count`` (``UsageCount``): per agent,
+journey, UTC hour and model, plus all-time rows, upserted in the transaction that writes
+the usage events (on PostgreSQL in the events' own INSERT, ``stores._insert_events``), so
+``agent_usage`` reads those rows, not the events, and outlives pruned events.
+``rebuild_usage`` recounts them from the events (migration 0010's backfill).
+
 Limits: ``LIMITS`` caps a user's turns and/or tokens in a sliding window of ``period``
 seconds. ``check_limits_sync`` is one query, run in the turn's first database trip before
 anything is stored; a user over a limit gets ``UsageLimitExceeded`` (HTTP 429).
@@ -21,18 +27,21 @@ anything is stored; a user over a limit gets ``UsageLimitExceeded`` (HTTP 429).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import BigIntegerField, Count, Min, Q, Sum
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 __all__ = [
+    "ALL_TIME_HOUR",
     "USAGE_EVENT",
     "USAGE_EVENT_TYPES",
     "Limits",
@@ -48,6 +57,8 @@ __all__ = [
     "event_usage",
     "model_name_of",
     "price_table",
+    "rebuild_usage",
+    "record_usage_counts",
 ]
 
 #: A usage record without a reply (see the module docstring).
@@ -264,23 +275,200 @@ def agent_usage(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> UsageSummary:
-    """Usage of one agent's turns in a time range: its own events, and its share of the
-    conversations of ``routers`` (the routers it is behind). One grouped query."""
-    from .models import JourneyEvent
+    """Usage of one agent's turns in a time range: its own records, and its share of the
+    conversations of ``routers`` (the routers it is behind). One grouped query over the
+    usage aggregates (``arf_usage_count``): the all-time rows, or the rows of the UTC hours
+    the range overlaps (a range not on whole hours is widened to them)."""
+    from .models import UsageCount
 
     keys = [agent_key, *[r for r in routers if r != agent_key]]
-    queryset = JourneyEvent.objects.filter(type__in=USAGE_EVENT_TYPES, agent_key__in=keys)
-    if since is not None:
-        queryset = queryset.filter(created_at__gte=since)
-    if until is not None:
-        queryset = queryset.filter(created_at__lt=until)
+    queryset = UsageCount.objects.filter(agent_key__in=keys)
+    first, end = utc_hours(since, until)
+    if first is None and end is None:
+        queryset = queryset.filter(hour=ALL_TIME_HOUR)
+    else:
+        queryset = queryset.filter(hour__gte=first if first is not None else 0)
+        if end is not None:
+            queryset = queryset.filter(hour__lt=end)
+    rows = (
+        queryset.values("agent_key", "journey", "model")
+        .annotate(
+            turns=Sum("turns"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+            total=Sum("total_tokens"),
+        )
+        .order_by()
+    )
     prices = price_table()
     summary = UsageSummary()
-    for row in _grouped(queryset, "agent_key", "journey"):
+    for row in rows:
         # A router counts its whole conversations; a journey its share behind a router.
         if row["agent_key"] == agent_key or row["journey"] == agent_key:
             summary.add(row, prices)
     return summary
+
+
+# -- aggregates kept with the events ------------------------------------------------------
+
+#: The ``hour`` of the all-time rows of ``arf_usage_count``.
+ALL_TIME_HOUR = -1
+_USAGE_COUNT = "arf_usage_count"
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+#: (agent_key, hour, journey, model) -> [turns, records, prompt, completion, total]
+UsageCounts = dict[tuple[str, int, str, str], list[int]]
+#: The runs already counted as a turn of a key (a turn counts once per key).
+_Runs = dict[tuple[str, int, str, str], set[Any]]
+
+
+def hour_of(value: Any) -> int:
+    """The UTC hour of a datetime, as hours since 1970-01-01 (``arf_usage_count.hour``)."""
+    from .funnel_counts import _utc
+
+    return int((_utc(value) - _EPOCH).total_seconds() // 3600)
+
+
+def utc_hours(
+    since: dt.datetime | None, until: dt.datetime | None
+) -> tuple[int | None, int | None]:
+    """The UTC hours ``[first, end)`` a range overlaps."""
+    first = hour_of(since) if since is not None else None
+    end = None
+    if until is not None:
+        end = hour_of(until - dt.timedelta(microseconds=1)) + 1
+    return first, end
+
+
+def _text_of(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def count_usage(
+    agent_key: Any,
+    run_id: Any,
+    payload: Any,
+    created_at: Any,
+    counts: UsageCounts,
+    runs: _Runs,
+) -> None:
+    """Add one usage event (a type of ``USAGE_EVENT_TYPES``) to ``counts``: its hour's
+    row and its all-time row; a run counts as a turn once per row (``runs``)."""
+    data = payload if isinstance(payload, Mapping) else {}
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, Mapping) else {}
+    agent = "" if agent_key is None else str(agent_key)
+    journey, model = _text_of(data.get("journey")), _text_of(data.get("model"))
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    total = _int(usage.get("total_tokens"))
+    for hour in (hour_of(created_at), ALL_TIME_HOUR):
+        key = (agent, hour, journey, model)
+        row = counts.setdefault(key, [0, 0, 0, 0, 0])
+        seen = runs.setdefault(key, set())
+        if run_id not in seen:
+            seen.add(run_id)
+            row[0] += 1
+        row[1] += 1
+        row[2] += prompt
+        row[3] += completion
+        row[4] += total
+
+
+def usage_counts(events: Iterable[Any], created_at: Any = None) -> UsageCounts:
+    """The aggregates of usage events (``JourneyEvent`` rows; stored at ``created_at``, or
+    at their own ``created_at``)."""
+    counts: UsageCounts = {}
+    runs: _Runs = {}
+    for event in events:
+        if event.type in USAGE_EVENT_TYPES:
+            when = created_at if created_at is not None else event.created_at
+            count_usage(event.agent_key, event.run_id, event.payload, when, counts, runs)
+    return counts
+
+
+def record_usage_counts(
+    events: Iterable[Any],
+    *,
+    cursor: Callable[[], Any] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> None:
+    """Sum stored usage events into the usage aggregates, in the caller's transaction (one
+    upsert; none without usage events)."""
+    counts = usage_counts(events)
+    if counts:
+        write_usage_counts(counts, cursor=cursor, using=using)
+
+
+def upsert_sql(counts: UsageCounts) -> tuple[str, list[Any]]:
+    """One statement upserting ``counts`` (in key order) and its parameters."""
+    t = _USAGE_COUNT
+    params: list[Any] = []
+    for key, values in sorted(counts.items()):
+        params += [*key, *values]
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(counts))
+    sql = (
+        f"INSERT INTO {t} (agent_key, hour, journey, model, turns, records, "
+        f"prompt_tokens, completion_tokens, total_tokens) VALUES {marks} "
+        "ON CONFLICT (agent_key, hour, journey, model) DO UPDATE SET "
+        f"turns = {t}.turns + excluded.turns, records = {t}.records + excluded.records, "
+        f"prompt_tokens = {t}.prompt_tokens + excluded.prompt_tokens, "
+        f"completion_tokens = {t}.completion_tokens + excluded.completion_tokens, "
+        f"total_tokens = {t}.total_tokens + excluded.total_tokens"
+    )
+    return sql, params
+
+
+def write_usage_counts(
+    counts: UsageCounts,
+    *,
+    cursor: Callable[[], Any] | None = None,
+    using: str = DEFAULT_DB_ALIAS,
+    chunk: int = 500,
+) -> None:
+    """Upsert ``counts`` (one statement per ``chunk`` rows, in key order)."""
+    items = sorted(counts.items())
+    open_cursor = cursor or connections[using].cursor
+    for start in range(0, len(items), chunk):
+        sql, params = upsert_sql(dict(items[start : start + chunk]))
+        with open_cursor() as cur:
+            cur.execute(sql, params)
+
+
+def rebuild_usage(*, batch_size: int = 5000, using: str = DEFAULT_DB_ALIAS) -> dict[str, int]:
+    """Recount the usage aggregates from the usage events (after events were loaded behind
+    the framework's back; the migration's backfill). One transaction: the aggregates are
+    deleted, the events read in batches of ``batch_size`` (by id) and summed in memory
+    (bounded by agents x hours x models, plus the runs seen), then upserted. Returns
+    ``{"events", "counts"}``. Pruned events are gone: their usage is no longer counted."""
+    from .models import JourneyEvent
+
+    counts: UsageCounts = {}
+    runs: _Runs = {}
+    seen = 0
+    with transaction.atomic(using=using):
+        with connections[using].cursor() as cur:
+            cur.execute(f"DELETE FROM {_USAGE_COUNT}")
+        last = 0
+        events = JourneyEvent.objects.using(using).filter(type__in=USAGE_EVENT_TYPES)
+        while True:
+            batch = list(
+                events.filter(id__gt=last)
+                .order_by("id")
+                .values_list("id", "agent_key", "run_id", "payload", "created_at")[:batch_size]
+            )
+            if not batch:
+                break
+            last = batch[-1][0]
+            for _, agent_key, run_id, payload, created_at in batch:
+                count_usage(agent_key, run_id, payload, created_at, counts, runs)
+            seen += len(batch)
+        write_usage_counts(counts, using=using)
+    return {"events": seen, "counts": len(counts)}
 
 
 # -- limits -------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ THEIR_TABLES = {
 OUR_TABLES = {
     "arf_conversation", "arf_journey", "arf_message", "arf_event", "arf_approval", "arf_run",
     "arf_funnel_count",
+    "arf_usage_count",
 }  # fmt: skip
 
 

@@ -160,7 +160,7 @@ def _configure(admin: dict[str, Any]) -> None:
 
 def _register_agents() -> None:
     """``onboarding-agent`` and ``signup-agent`` (same steps) registered; ``legacy-agent`` not."""
-    from agent_runtime_framework.django.registry import register_runtime
+    from agent_runtime_framework.django.host.registry import register_runtime
     from tests.journeys import OnboardingAgent
 
     class SignupAgent(OnboardingAgent):
@@ -365,8 +365,8 @@ def _load(journeys: int, messages: int) -> dict[str, Any]:
         # Loaded with raw SQL, behind the framework's back: count the funnel and the usage
         # as migrations 0009 and 0010's backfills do on an existing install
         # (funnel_counts.rebuild, usage.rebuild_usage).
-        from agent_runtime_framework.django.funnel_counts import rebuild
-        from agent_runtime_framework.django.usage import rebuild_usage
+        from agent_runtime_framework.django.host.usage import rebuild_usage
+        from agent_runtime_framework.django.store.funnel_counts import rebuild
 
         rebuild()
         usage_started = time.perf_counter()

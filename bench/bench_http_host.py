@@ -159,7 +159,7 @@ async def floor_new_view(request: Any) -> Any:
     """Create a conversation and its journey row for the floor (not counted)."""
     from django.http import JsonResponse
 
-    from agent_runtime_framework.django.db import run_db
+    from agent_runtime_framework.django.store.db import run_db
 
     cid = uuid.uuid4()
 
@@ -195,7 +195,7 @@ async def floor_turn_view(request: Any, cid: uuid.UUID) -> Any:
     from django.http import JsonResponse
     from django.utils import timezone
 
-    from agent_runtime_framework.django.db import run_db
+    from agent_runtime_framework.django.store.db import run_db
 
     message = json.loads(request.body)["message"]
     token = uuid.uuid4().hex
@@ -501,7 +501,7 @@ def serve(args: argparse.Namespace) -> None:
     install()
     import uvicorn
 
-    from agent_runtime_framework.django.registry import register_runtime
+    from agent_runtime_framework.django.host.registry import register_runtime
 
     for key, agent in build_agents(args.latency).items():
         register_runtime(agent, key=key)

@@ -131,7 +131,7 @@ class InstantLLM:
 
 
 def _agent() -> Any:
-    from agent_runtime_framework.django.stores import DjangoMemoryManager
+    from agent_runtime_framework.django.store.orm import DjangoMemoryManager
     from tests.journeys import OnboardingAgent
 
     return OnboardingAgent(llm_client=InstantLLM(), memory=DjangoMemoryManager())
@@ -431,7 +431,7 @@ def run_backend(backend: str, conversations: int, rounds: int) -> dict[str, Any]
     database = _configure(backend)
     from django.db import connection
 
-    from agent_runtime_framework.django.db import shutdown_db_threads
+    from agent_runtime_framework.django.store.db import shutdown_db_threads
 
     floor = Floor(backend, database)
     agent = _agent()

@@ -85,7 +85,7 @@ def install() -> Counters:
     from django.db import connections
     from django.db.backends.signals import connection_created
 
-    from agent_runtime_framework.django import db
+    from agent_runtime_framework.django.store import db
 
     # statements: PostgreSQL
     try:

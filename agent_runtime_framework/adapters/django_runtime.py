@@ -239,7 +239,7 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
     def memory(self) -> MemoryManager:
         """The journey table's ``DjangoMemoryManager`` (created on first use)."""
         if self._memory is None:
-            from ..django.stores import DjangoMemoryManager
+            from ..django.store.orm import DjangoMemoryManager
 
             self._memory = DjangoMemoryManager()
         return self._memory
@@ -276,7 +276,7 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
             run_context=ctx,
             backend_client=self.get_backend_client(ctx),
         )
-        from ..django.journey_runtime import event_log_of, play_journey
+        from ..django.host.journey_runtime import event_log_of, play_journey
 
         try:
             log = await event_log_of(ctx, conversation_id, run_id, self.key)

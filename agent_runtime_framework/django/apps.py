@@ -13,6 +13,6 @@ class AgentRuntimeConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
-        from .registry import register_runtimes_from_settings
+        from .host.registry import register_runtimes_from_settings
 
         register_runtimes_from_settings()

@@ -449,7 +449,7 @@ def _check_queued(raw: dict[str, Any]) -> list[checks.CheckMessage]:
             )
         )
     elif turns == "queued" and queue in ("tasks", "celery"):
-        from . import tasks
+        from .host import tasks
 
         engines = {
             "tasks": (
@@ -498,7 +498,7 @@ def _check_observability(raw: dict[str, Any]) -> list[checks.CheckMessage]:
             )
     redact = raw.get("REDACT")
     if redact is not None:
-        from .redaction import resolve_redactor
+        from .store.redaction import resolve_redactor
 
         try:
             resolve_redactor(redact)
@@ -507,7 +507,7 @@ def _check_observability(raw: dict[str, Any]) -> list[checks.CheckMessage]:
                 checks.Error(
                     f"AGENT_RUNTIME_FRAMEWORK['REDACT'] must be None, a callable or the dotted "
                     f"path of one, got {redact!r} ({exc}).",
-                    hint="e.g. 'agent_runtime_framework.django.redaction.default_redactor'",
+                    hint="e.g. 'agent_runtime_framework.django.store.redaction.default_redactor'",
                     id="agent_runtime.E006",
                 )
             )
@@ -516,7 +516,7 @@ def _check_observability(raw: dict[str, Any]) -> list[checks.CheckMessage]:
             checks.Error(
                 "AGENT_RUNTIME_FRAMEWORK['REDACT_MESSAGES'] is on but 'REDACT' is None, so "
                 "nothing would be redacted.",
-                hint="Set REDACT, e.g. 'agent_runtime_framework.django.redaction."
+                hint="Set REDACT, e.g. 'agent_runtime_framework.django.store.redaction."
                 "default_redactor'.",
                 id="agent_runtime.E006",
             )
@@ -592,7 +592,7 @@ def agent_runtime_checks(app_configs: Any = None, **kwargs: Any) -> list[checks.
     """The registered system check: settings, then every registered agent."""
     from django.conf import settings
 
-    from .registry import registered_runtimes
+    from .host.registry import registered_runtimes
 
     errors = check_settings(getattr(settings, "AGENT_RUNTIME_FRAMEWORK", None))
     errors.extend(check_agents(registered_runtimes()))

@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     # Off: the tracing hooks are not even composed.
     "TRACING": False,
     # A redactor (``str -> str``, or its dotted path) applied to event payloads before they
-    # are stored, e.g. "agent_runtime_framework.django.redaction.default_redactor".
+    # are stored, e.g. "agent_runtime_framework.django.store.redaction.default_redactor".
     "REDACT": None,
     # Also redact messages as they are stored (the model then reads the redacted history).
     "REDACT_MESSAGES": False,

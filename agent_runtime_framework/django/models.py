@@ -397,7 +397,7 @@ def _count_saved_step_event(sender: Any, instance: JourneyEvent, created: bool, 
     """A step event saved through the ORM (``JourneyEvent.objects.create``) is counted in
     the funnel like one the framework writes (``funnel_counts``); ``bulk_create`` is not."""
     if created and instance.type == "journey.step_changed":
-        from .funnel_counts import record
+        from .store.funnel_counts import record
 
         record([instance], using=kw.get("using") or "default")
 

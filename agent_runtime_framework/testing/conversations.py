@@ -415,7 +415,7 @@ def _registered(key: str) -> Any:
             f"agent {key!r}: not an import path, and Django is not configured to look it up "
             "in the runtime registry; write e.g. 'myapp.journeys.OnboardingAgent'"
         )
-    from ..django.registry import registered_runtimes
+    from ..django.host.registry import registered_runtimes
 
     runtimes = registered_runtimes()
     if key not in runtimes:

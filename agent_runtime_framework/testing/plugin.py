@@ -93,7 +93,7 @@ def _journey_db_in_test_transaction(request: pytest.FixtureRequest) -> Iterator[
     else:
         yield
         return
-    from ..django.db import share_test_connections
+    from ..django.store.db import share_test_connections
 
     with share_test_connections():
         yield

@@ -13,7 +13,7 @@ class JourneysConfig(AppConfig):
     def ready(self) -> None:
         # ready(), not import time: Django runs it once per process with the app
         # registry complete, so the agents are registered exactly once.
-        from agent_runtime_framework.django.registry import register_runtime
+        from agent_runtime_framework.django.host.registry import register_runtime
 
         from . import build_agents
 

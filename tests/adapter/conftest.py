@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent_runtime_framework.django import db
+from agent_runtime_framework.django.store import db
 
 
 def close_db_threads() -> None:

@@ -14,16 +14,16 @@ from django.apps import apps
 from django.test import override_settings
 
 from agent_runtime_framework.adapters import DjangoRuntimeAdapter
-from agent_runtime_framework.django import registry
-from agent_runtime_framework.django.host import ConversationNotFound, run_turn
-from agent_runtime_framework.django.models import JourneyEvent
-from agent_runtime_framework.django.registry import (
+from agent_runtime_framework.django.host import registry
+from agent_runtime_framework.django.host.registry import (
     RuntimeRegistrationError,
     get_runtime,
     register_runtime,
     register_runtimes_from_settings,
     unregister_runtime,
 )
+from agent_runtime_framework.django.host.turns import ConversationNotFound, run_turn
+from agent_runtime_framework.django.models import JourneyEvent
 from agent_runtime_framework.testing import ScriptedLLM
 from tests.adapter.runtimes import OnboardingAdapter
 from tests.journeys import OnboardingAgent
@@ -226,7 +226,7 @@ async def test_cancel_run_stops_a_plain_journey_agent_on_the_own_host(
 ) -> None:
     """One run path: a plain JourneyAgent runs under the host's RunContext like an adapter,
     so cancel_run reaches it before its next model call."""
-    from agent_runtime_framework.django.host import cancel_run
+    from agent_runtime_framework.django.host.turns import cancel_run
 
     run_id = uuid.uuid4()
 

@@ -16,7 +16,7 @@ from agent_runtime_framework.django.models import (
     JourneyMessage,
     JourneyStatus,
 )
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.llm.base import LLMBadRequestError, LLMRateLimitError
 from agent_runtime_framework.testing import ScriptedLLM
 from agent_runtime_framework.testing.run_context import FakeRunContext, FakeRunner
@@ -124,7 +124,7 @@ async def test_events_go_to_ctx_emit_and_to_the_event_table() -> None:
 
 
 async def _stored(cid: uuid.UUID) -> list[str]:
-    from agent_runtime_framework.django.db import run_db
+    from agent_runtime_framework.django.store.db import run_db
 
     return await run_db(stored_events, cid)
 

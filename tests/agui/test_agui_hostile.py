@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from agent_runtime_framework.django import registry
 from agent_runtime_framework.django.api import ERROR_CODES
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.host import registry
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from tests.http_api.rules import RuleLLM
 from tests.journeys import OnboardingAgent
 
@@ -138,7 +138,7 @@ def test_a_client_that_leaves_mid_run_does_not_stop_the_turn(
 
     import httpx
 
-    from agent_runtime_framework.django import agui
+    from agent_runtime_framework.django.api import agui
     from agent_runtime_framework.django.models import Journey, JourneyMessage
 
     caplog.set_level(logging.INFO)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from agent_runtime_framework.django import registry
+from agent_runtime_framework.django.host import registry
 from agent_runtime_framework.testing.conversations import (
     Conversation,
     ConversationError,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent_runtime_framework.django import db
+from agent_runtime_framework.django.store import db
 
 
 def close_db_thread_connections() -> None:
@@ -26,7 +26,7 @@ def _fresh_db_threads() -> Iterator[None]:
 @pytest.fixture
 def registered_onboarding() -> Iterator[object]:
     """The onboarding agent registered under its key for the duration of a test."""
-    from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
+    from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
     from tests.journeys import OnboardingAgent
 
     agent = OnboardingAgent()

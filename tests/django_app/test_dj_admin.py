@@ -12,8 +12,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from agent_runtime_framework.django import funnel_counts
-from agent_runtime_framework.django.admin import funnel_rows
+from agent_runtime_framework.django.admin.journeys import funnel_rows
 from agent_runtime_framework.django.models import (
     Conversation,
     Journey,
@@ -21,6 +20,7 @@ from agent_runtime_framework.django.models import (
     JourneyMessage,
     JourneyStatus,
 )
+from agent_runtime_framework.django.store import funnel_counts
 from tests.journeys import OnboardingAgent
 
 pytestmark = pytest.mark.django_db
@@ -258,7 +258,7 @@ def test_unregistered_agent_still_renders(admin_client: Any) -> None:
 def test_journey_page_caps_a_long_step_history_and_hides_internal_records(
     admin_client: Any, registered_onboarding: Any
 ) -> None:
-    from agent_runtime_framework.django.admin import DETAIL_STEPS
+    from agent_runtime_framework.django.admin.journeys import DETAIL_STEPS
 
     journey = _seed(3)[2]
     run_id = uuid.uuid4()

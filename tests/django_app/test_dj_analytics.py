@@ -16,17 +16,17 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from agent_runtime_framework.django import funnel_counts
-from agent_runtime_framework.django.analytics import journey_funnel, router_funnel
-from agent_runtime_framework.django.host import run_turn_sync
+from agent_runtime_framework.django.admin.analytics import journey_funnel, router_funnel
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.host.turns import run_turn_sync
 from agent_runtime_framework.django.models import (
     Conversation,
     Journey,
     JourneyEvent,
     JourneyStatus,
 )
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store import funnel_counts
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.testing import ScriptedLLM
 from example_project.journeys.front_desk import FRONT_DESK_KEY, build_front_desk
 from example_project.journeys.quote import QuoteAgent

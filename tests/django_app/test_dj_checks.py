@@ -15,7 +15,7 @@ from django.core.management.base import SystemCheckError
 from agent_runtime_framework import ToolSchema, ToolSchemaBuilder
 from agent_runtime_framework.agents.routed import RoutedJourneyAgent
 from agent_runtime_framework.django.checks import agent_runtime_checks, check_settings
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
 from agent_runtime_framework.router import IntentRouter, RouteDefinition
 from tests.journeys import PROMPTS, OnboardingAgent, OnboardingState, OnboardingStep
 

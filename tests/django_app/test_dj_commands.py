@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from agent_runtime_framework.agents.routed import RoutedJourneyAgent
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
 from agent_runtime_framework.django.models import Journey, JourneyMessage
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
 from agent_runtime_framework.router import IntentRouter, RouteDefinition
 from agent_runtime_framework.testing import ScriptedLLM
 from tests.journeys import OnboardingAgent

@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 
 from agent_runtime_framework import AgentContext
-from agent_runtime_framework.django.db import run_db
-from agent_runtime_framework.django.events import (
+from agent_runtime_framework.django.models import JourneyEvent
+from agent_runtime_framework.django.signals import (
+    journey_completed,
+    journey_event,
+    journey_step_changed,
+)
+from agent_runtime_framework.django.store.db import run_db
+from agent_runtime_framework.django.store.events import (
     EventRecorderHooks,
     JourneyEventLog,
     json_safe,
@@ -19,13 +25,7 @@ from agent_runtime_framework.django.events import (
     record_events,
     terminal_steps_of,
 )
-from agent_runtime_framework.django.models import JourneyEvent
-from agent_runtime_framework.django.signals import (
-    journey_completed,
-    journey_event,
-    journey_step_changed,
-)
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.testing import ScriptedLLM
 from tests.journeys import OnboardingAgent
 

@@ -20,9 +20,10 @@ from django.apps import apps as django_apps
 from django.db import connection
 from django.utils import timezone
 
-from agent_runtime_framework.django import analytics, funnel_counts
-from agent_runtime_framework.django.analytics import journey_funnel
-from agent_runtime_framework.django.host import run_turn_sync
+from agent_runtime_framework.django.admin import analytics
+from agent_runtime_framework.django.admin.analytics import journey_funnel
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.host.turns import run_turn_sync
 from agent_runtime_framework.django.management.commands.journey_prune import prune
 from agent_runtime_framework.django.models import (
     Conversation,
@@ -31,8 +32,8 @@ from agent_runtime_framework.django.models import (
     JourneyEvent,
     JourneyStatus,
 )
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store import funnel_counts
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.testing import ScriptedLLM
 from example_project.journeys.quote import QuoteAgent
 from tests.django_app.test_dj_analytics import (

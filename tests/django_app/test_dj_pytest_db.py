@@ -18,11 +18,11 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.test import TestCase
 
-from agent_runtime_framework.django.db import run_db, sharing_test_connections
-from agent_runtime_framework.django.host import run_turn, run_turn_sync
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.host.turns import run_turn, run_turn_sync
 from agent_runtime_framework.django.models import Conversation, Journey, JourneyMessage
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.db import run_db, sharing_test_connections
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.memory import JourneyBusy
 from agent_runtime_framework.testing import JourneyDriver, ScriptedLLM
 from tests.journeys import OnboardingAgent, OnboardingStep

@@ -21,14 +21,14 @@ from agent_runtime_framework import (
     ToolSchema,
     ToolSchemaBuilder,
 )
-from agent_runtime_framework.django.db import run_db
 from agent_runtime_framework.django.models import (
     Conversation,
     Journey,
     JourneyMessage,
     JourneyStatus,
 )
-from agent_runtime_framework.django.stores import (
+from agent_runtime_framework.django.store.db import run_db
+from agent_runtime_framework.django.store.orm import (
     DjangoConversationStore,
     DjangoMemoryManager,
     DjangoStateStore,
@@ -278,7 +278,7 @@ async def test_expired_lease_is_taken_over_and_the_old_commit_fails_loudly() -> 
 
     def crashed_heartbeat_stop() -> None:
         # Simulate a frozen worker: no heartbeat renews the lease.
-        from agent_runtime_framework.django.stores import _held
+        from agent_runtime_framework.django.store.orm import _held
 
         heartbeat = (_held.get() or {})[cid].heartbeat
         assert heartbeat is not None

@@ -22,9 +22,9 @@ import pytest
 from django.db import connection
 from django.db.backends.signals import connection_created
 
-from agent_runtime_framework.django import db
 from agent_runtime_framework.django.models import Journey, JourneyEvent, JourneyMessage
 from agent_runtime_framework.django.signals import journey_event
+from agent_runtime_framework.django.store import db
 from agent_runtime_framework.llm.base import LLMServerError
 from tests.http_api.conftest import Api, LiveServer, close_db_threads
 from tests.http_api.rules import RuleLLM
@@ -137,8 +137,8 @@ def llm() -> RuleLLM:
 
 @pytest.fixture
 def onboarding(llm: RuleLLM) -> Iterator[OnboardingAgent]:
-    from agent_runtime_framework.django import registry
-    from agent_runtime_framework.django.stores import DjangoMemoryManager
+    from agent_runtime_framework.django.host import registry
+    from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 
     agent = OnboardingAgent(llm_client=llm, memory=DjangoMemoryManager(busy_wait=0.3))
     registry.register_runtime(agent, key="onboarding-agent")

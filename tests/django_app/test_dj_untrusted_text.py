@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from agent_runtime_framework import AgentContext, AgentMessage
-from agent_runtime_framework.django.db import run_db
 from agent_runtime_framework.django.models import Journey, JourneyEvent, JourneyMessage
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.db import run_db
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.llm.base import LLMResponse
 from agent_runtime_framework.memory.store import StoredMessage
 from agent_runtime_framework.testing import ScriptedLLM, tool_call

@@ -18,22 +18,22 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agent_runtime_framework.django.checks import check_settings
-from agent_runtime_framework.django.host import run_turn_sync
-from agent_runtime_framework.django.models import (
-    Conversation,
-    Journey,
-    JourneyEvent,
-    JourneyMessage,
-)
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
-from agent_runtime_framework.django.stores import DjangoMemoryManager
-from agent_runtime_framework.django.usage import (
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.host.turns import run_turn_sync
+from agent_runtime_framework.django.host.usage import (
     Limits,
     UsageLimitExceeded,
     check_limits_sync,
     conversation_usage,
     cost_of,
 )
+from agent_runtime_framework.django.models import (
+    Conversation,
+    Journey,
+    JourneyEvent,
+    JourneyMessage,
+)
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.llm.base import LLMServerError
 from agent_runtime_framework.testing import ScriptedLLM
 from example_project.journeys.front_desk import FRONT_DESK_KEY, build_front_desk

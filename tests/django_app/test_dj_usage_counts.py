@@ -17,8 +17,16 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from agent_runtime_framework.django import usage
-from agent_runtime_framework.django.host import run_turn_sync
+from agent_runtime_framework.django.host import usage
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.host.turns import run_turn_sync
+from agent_runtime_framework.django.host.usage import (
+    USAGE_EVENT_TYPES,
+    UsageSummary,
+    agent_usage,
+    price_table,
+    rebuild_usage,
+)
 from agent_runtime_framework.django.management.commands.journey_prune import prune
 from agent_runtime_framework.django.models import (
     Conversation,
@@ -27,15 +35,7 @@ from agent_runtime_framework.django.models import (
     JourneyStatus,
     UsageCount,
 )
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
-from agent_runtime_framework.django.stores import DjangoMemoryManager
-from agent_runtime_framework.django.usage import (
-    USAGE_EVENT_TYPES,
-    UsageSummary,
-    agent_usage,
-    price_table,
-    rebuild_usage,
-)
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.llm.base import LLMServerError
 from agent_runtime_framework.testing import ScriptedLLM
 from example_project.journeys.front_desk import FRONT_DESK_KEY, build_front_desk

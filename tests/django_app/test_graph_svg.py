@@ -15,8 +15,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from agent_runtime_framework.django.graph_svg import journey_svg, layout_graph
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.admin.graph_svg import journey_svg, layout_graph
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
 from agent_runtime_framework.testing import ScriptedLLM
 from example_project.journeys.quote import QuoteAgent
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from agent_runtime_framework.agents import journey_position
-from agent_runtime_framework.django.host import progress_of
+from agent_runtime_framework.django.host.turns import progress_of
 from example_project.journeys.onboarding import OnboardingAgent, OnboardingState, OnboardingStep
 from example_project.journeys.quote import QuoteAgent, QuoteState, QuoteStep, Valuable
 

@@ -62,7 +62,7 @@ SCRIPT = textwrap.dedent(
     from django.conf import settings
     from django.contrib.staticfiles import finders
     from django.test import Client
-    from agent_runtime_framework.django.registry import registered_runtimes
+    from agent_runtime_framework.django.host.registry import registered_runtimes
 
     page = Client().get("/")
     print(json.dumps({

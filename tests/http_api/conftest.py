@@ -12,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from agent_runtime_framework.django import db, host, registry
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.host import registry
+from agent_runtime_framework.django.host import turns as host
+from agent_runtime_framework.django.store import db
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from tests.http_api.rules import RuleLLM, front_desk
 from tests.journeys import OnboardingAgent
 

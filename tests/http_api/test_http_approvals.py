@@ -18,9 +18,9 @@ from django.urls import reverse
 
 from agent_runtime_framework import BaseJourneyState, BaseJourneyTools, JourneyAgent
 from agent_runtime_framework.agents.approvals import APPROVAL_TOOL
-from agent_runtime_framework.django import approvals, registry
+from agent_runtime_framework.django.host import approvals, registry
 from agent_runtime_framework.django.models import Approval, JourneyEvent, JourneyMessage
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.testing import ScriptedLLM, tool_call
 from agent_runtime_framework.tools.base import tool
 

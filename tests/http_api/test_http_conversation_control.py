@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from agent_runtime_framework.agents import SWITCH_TOOL
-from agent_runtime_framework.django import registry
+from agent_runtime_framework.django.host import registry
 from agent_runtime_framework.django.models import Journey, JourneyEvent, JourneyStatus
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.testing import ScriptedLLM, tool_call
 from tests.core.test_conversation_control import desk
 

@@ -15,15 +15,15 @@ from django.test import Client
 from django.urls import reverse
 
 from agent_runtime_framework.agents import ESCALATION_TOOL, JourneyConfig
-from agent_runtime_framework.django import handoff, registry
 from agent_runtime_framework.django.conf import app_settings
+from agent_runtime_framework.django.host import handoff, registry
 from agent_runtime_framework.django.models import (
     Conversation,
     HandoffStatus,
     JourneyEvent,
     JourneyMessage,
 )
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.llm.standin import OfflineStandInLLM
 from agent_runtime_framework.testing import ScriptedLLM, tool_call
 from tests.journeys import OnboardingAgent

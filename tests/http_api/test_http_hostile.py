@@ -16,7 +16,7 @@ import pytest
 
 from agent_runtime_framework.django import urls as api_urls
 from agent_runtime_framework.django.api import ERROR_CODES, openapi_document
-from agent_runtime_framework.django.host import run_turn_sync
+from agent_runtime_framework.django.host.turns import run_turn_sync
 from tests.asgi import application
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from agent_runtime_framework.django.host import run_turn_sync
+from agent_runtime_framework.django.host.turns import run_turn_sync
 from agent_runtime_framework.django.models import Conversation, JourneyMessage
 
 

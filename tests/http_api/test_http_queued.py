@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
+from agent_runtime_framework.django.host.queued import play_conversation
 from agent_runtime_framework.django.models import Conversation, JourneyEvent, JourneyMessage, Run
-from agent_runtime_framework.django.queued import play_conversation
 from agent_runtime_framework.llm.base import LLMError
 
 ENQUEUED: list[tuple[str, float | None]] = []
@@ -171,7 +171,7 @@ def test_a_busy_conversation_is_left_to_its_holder_and_looked_at_after_its_lease
 def test_a_worker_that_died_mid_turn_is_resumed_without_storing_the_message_twice(
     queued: None, make_api: Any, users: Any, agents: Any
 ) -> None:
-    from agent_runtime_framework.django.queued import _take_sync
+    from agent_runtime_framework.django.host.queued import _take_sync
 
     api = make_api(users[0])
     cid = api.start("onboarding-agent").json()["conversation_id"]

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from agent_runtime_framework import JourneyConfig
-from agent_runtime_framework.django import registry
+from agent_runtime_framework.django.host import registry
 from agent_runtime_framework.django.models import Journey, JourneyEvent, JourneyMessage
-from agent_runtime_framework.django.stores import DjangoMemoryManager
+from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.llm.base import LLMServerError
 from tests.adapter.runtimes import OnboardingAdapter
 from tests.journeys import OnboardingAgent
@@ -153,7 +153,7 @@ def test_a_provider_failure_mid_turn_is_502_and_leaves_a_consistent_journey(
 
 
 def test_no_model_configured_is_503(make_api: Any, users: Any, settings: Any) -> None:
-    from agent_runtime_framework.django import host
+    from agent_runtime_framework.django.host import turns as host
 
     host._reset_host_llm()
     settings.AGENT_RUNTIME_FRAMEWORK = {"LLM": None, "ALLOW_OFFLINE_STANDIN": False}
@@ -301,9 +301,9 @@ def test_idle_streams_get_keepalives_and_events_of_other_workers(
     make_api: Any, users: Any, agents: Any, monkeypatch: Any
 ) -> None:
     from agent_runtime_framework.django.api import events as views
-    from agent_runtime_framework.django.events import record_event
     from agent_runtime_framework.django.models import JourneyEvent as EventRow
     from agent_runtime_framework.django.signals import journey_event
+    from agent_runtime_framework.django.store.events import record_event
 
     monkeypatch.setattr(views, "SSE_POLL_SECONDS", 0.1)
     monkeypatch.setattr(views, "SSE_KEEPALIVE_SECONDS", 0.3)
@@ -333,7 +333,7 @@ def test_idle_streams_get_keepalives_and_events_of_other_workers(
 
 
 def test_run_turn_sync_plays_turns_from_sync_code(users: Any, llm: Any) -> None:
-    from agent_runtime_framework.django.host import ConversationNotFound, run_turn_sync
+    from agent_runtime_framework.django.host.turns import ConversationNotFound, run_turn_sync
 
     agent = OnboardingAgent(llm_client=llm, memory=DjangoMemoryManager())
     registry.register_runtime(agent, key="sync-onboarding")

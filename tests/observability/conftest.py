@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
-from agent_runtime_framework.django import db
+from agent_runtime_framework.django.store import db
 
 _EXPORTER = InMemorySpanExporter()
 

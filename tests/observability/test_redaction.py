@@ -9,19 +9,19 @@ from typing import Any
 
 import pytest
 
-from agent_runtime_framework.django.db import run_db
-from agent_runtime_framework.django.events import json_safe, record_event
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
 from agent_runtime_framework.django.models import JourneyEvent, JourneyMessage
-from agent_runtime_framework.django.redaction import (
+from agent_runtime_framework.django.store.db import run_db
+from agent_runtime_framework.django.store.events import json_safe, record_event
+from agent_runtime_framework.django.store.redaction import (
     default_redactor,
     luhn_valid,
     redact_message,
 )
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
 from agent_runtime_framework.testing import ScriptedLLM
 from tests.journeys import OnboardingAgent
 
-REDACT = "agent_runtime_framework.django.redaction.default_redactor"
+REDACT = "agent_runtime_framework.django.store.redaction.default_redactor"
 EMAIL = "ada.lovelace@example.co.uk"
 PHONE = "+44 20 7946 0958"
 CARD = "4111 1111 1111 1111"
@@ -107,7 +107,7 @@ def agent() -> Iterator[OnboardingAgent]:
 
 
 async def _play(agent: OnboardingAgent) -> str:
-    from agent_runtime_framework.django.host import run_turn
+    from agent_runtime_framework.django.host.turns import run_turn
 
     first = await run_turn(agent.key, None, "hello")
     cid = first.conversation_id
@@ -187,8 +187,8 @@ def test_messages_with_staff_are_redacted_like_the_model_s(settings: Any) -> Non
     them too (the staff member's name stays in the row's metadata)."""
     from django.contrib.auth import get_user_model
 
-    from agent_runtime_framework.django import handoff
-    from agent_runtime_framework.django.stores import ensure_conversation_sync
+    from agent_runtime_framework.django.host import handoff
+    from agent_runtime_framework.django.store.orm import ensure_conversation_sync
 
     settings.AGENT_RUNTIME_FRAMEWORK = {"REDACT": REDACT, "REDACT_MESSAGES": True}
     staff = get_user_model().objects.create_superuser("carol", "carol@example.com", "pw")

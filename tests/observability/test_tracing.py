@@ -15,7 +15,7 @@ from opentelemetry.trace import StatusCode
 
 from agent_runtime_framework import AgentContext
 from agent_runtime_framework.django.checks import check_settings
-from agent_runtime_framework.django.registry import register_runtime, unregister_runtime
+from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
 from agent_runtime_framework.testing import ScriptedLLM
 from agent_runtime_framework.tracing import OpenTelemetryHooks, genai_system, turn_span
 from tests.journeys import OnboardingAgent
@@ -267,7 +267,7 @@ def traced_agent() -> Iterator[OnboardingAgent]:
 async def test_the_host_traces_a_turn_inside_the_request_span(
     settings: Any, spans: InMemorySpanExporter, traced_agent: OnboardingAgent
 ) -> None:
-    from agent_runtime_framework.django.host import run_turn
+    from agent_runtime_framework.django.host.turns import run_turn
 
     settings.AGENT_RUNTIME_FRAMEWORK = {"TRACING": True}
     tracer = trace.get_tracer("test")
@@ -290,8 +290,8 @@ async def test_the_host_traces_a_turn_inside_the_request_span(
 async def test_the_host_makes_no_spans_when_tracing_is_off(
     settings: Any, spans: InMemorySpanExporter, traced_agent: OnboardingAgent
 ) -> None:
-    from agent_runtime_framework.django.host import run_turn
-    from agent_runtime_framework.django.tracing import tracing_enabled, tracing_hooks
+    from agent_runtime_framework.django.host.tracing import tracing_enabled, tracing_hooks
+    from agent_runtime_framework.django.host.turns import run_turn
 
     settings.AGENT_RUNTIME_FRAMEWORK = {}
     assert not tracing_enabled() and tracing_hooks(traced_agent) is None
@@ -302,7 +302,7 @@ async def test_the_host_makes_no_spans_when_tracing_is_off(
 def test_tracing_and_redaction_settings_are_checked() -> None:
     ok = {
         "TRACING": True,
-        "REDACT": "agent_runtime_framework.django.redaction.default_redactor",
+        "REDACT": "agent_runtime_framework.django.store.redaction.default_redactor",
         "REDACT_MESSAGES": True,
     }
     assert check_settings(ok) == []
@@ -320,7 +320,7 @@ def test_tracing_and_redaction_settings_are_checked() -> None:
 
 @pytest.mark.django_db
 async def test_the_host_traces_an_adapter_turn(settings: Any, spans: InMemorySpanExporter) -> None:
-    from agent_runtime_framework.django.host import run_turn
+    from agent_runtime_framework.django.host.turns import run_turn
     from tests.adapter.runtimes import OnboardingAdapter
 
     settings.AGENT_RUNTIME_FRAMEWORK = {"TRACING": True}

@@ -27,8 +27,8 @@ from django.middleware.csrf import CsrfViewMiddleware
 from ninja.errors import ValidationErrorContext
 
 from ..conf import app_settings
-from ..db import run_db
-from ..host import owns
+from ..host.turns import owns
+from ..store.db import run_db
 from .errors import (
     ApiError,
     body_too_large,

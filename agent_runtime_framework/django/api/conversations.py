@@ -11,9 +11,10 @@ from django.urls import reverse
 from ninja import Header, Router, Status
 
 from ...agents.routed import RoutedJourneyAgent
-from ..approvals import approvals_of
-from ..db import run_db
-from ..host import (
+from ..host.approvals import approvals_of
+from ..host.queued import QueuedTurn, queued_mode, run_status, submit_turn
+from ..host.registry import find_journey_agent, get_runtime, registered_runtimes
+from ..host.turns import (
     current_journey_row,
     describe_llm,
     journeys_of_sync,
@@ -22,9 +23,8 @@ from ..host import (
     where_it_stands,
 )
 from ..models import Conversation, JourneyMessage, JourneyStatus
-from ..queued import QueuedTurn, queued_mode, run_status, submit_turn
-from ..registry import find_journey_agent, get_runtime, registered_runtimes
-from ..stores import ensure_conversation_sync
+from ..store.db import run_db
+from ..store.orm import ensure_conversation_sync
 from .access import Caller, caller_first, caller_of, turn_caller_sync
 from .errors import ApiError, errors, map_exception, not_found, retry_after_headers
 from .schemas import (

@@ -17,7 +17,7 @@ from ninja.parser import Parser
 from ninja.responses import NinjaJSONEncoder
 
 from ... import __version__
-from .. import agui
+from . import agui
 from .access import caller_first, gate, read_json
 from .conversations import router as conversations
 from .errors import ERROR_MODELS, error_response, errors, install_handlers

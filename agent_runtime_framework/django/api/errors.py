@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ...llm.base import LLMError, MissingLLMDependencyError, NoLLMConfiguredError
 from ...memory.stores import JourneyBusy
 from ..conf import app_settings
-from ..host import ConversationNotFound, RequestInProgress, UnknownAgent
-from ..queued import QueueUnavailable
-from ..stores import LeaseLost
-from ..usage import UsageLimitExceeded
+from ..host.queued import QueueUnavailable
+from ..host.turns import ConversationNotFound, RequestInProgress, UnknownAgent
+from ..host.usage import UsageLimitExceeded
+from ..store.orm import LeaseLost
 
 __all__ = [
     "ERROR_CODES",

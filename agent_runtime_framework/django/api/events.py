@@ -10,9 +10,9 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Header, Query, Router
 
-from ..db import run_db
-from ..live import connect_signals, ensure_listening, listening, live_bus
+from ..host.live import connect_signals, ensure_listening, listening, live_bus
 from ..models import JourneyEvent
+from ..store.db import run_db
 from .access import caller_first, caller_of
 from .conversations import owned_row_sync
 from .errors import ApiError, errors

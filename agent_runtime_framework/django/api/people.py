@@ -20,9 +20,15 @@ from django.http import HttpRequest
 from ninja import Path, Router
 
 from ...messages import clean_text
-from ..approvals import AlreadyDecided, NotAllowedToDecide, apply_decided, approval_dict, decide
-from ..db import run_db
+from ..host.approvals import (
+    AlreadyDecided,
+    NotAllowedToDecide,
+    apply_decided,
+    approval_dict,
+    decide,
+)
 from ..models import Approval
+from ..store.db import run_db
 from .access import Caller, caller_first, caller_of
 from .conversations import owned_row_sync
 from .errors import ApiError, errors
@@ -34,7 +40,7 @@ router = Router()
 
 
 def _handoff_sync(cid: uuid.UUID, reason: str, caller: Caller) -> dict[str, Any]:
-    from ..handoff import request_handoff
+    from ..host.handoff import request_handoff
     from ..models import Conversation
 
     owned_row_sync(cid, caller)  # 404 unless the caller owns the conversation

@@ -105,7 +105,7 @@ def _message_schema(schema: dict[str, Any]) -> None:
 
 
 def _agent_schema(schema: dict[str, Any]) -> None:
-    from ..registry import registered_runtimes
+    from ..host.registry import registered_runtimes
 
     keys = sorted(registered_runtimes())
     if keys:

@@ -11,7 +11,7 @@ from django.db import migrations, models
 def backfill(apps: Any, schema_editor: Any) -> None:
     # Raw SQL over the tables this migration leaves (arf_journey, arf_event,
     # arf_funnel_count), on either database; the same code as ``journey_funnel_rebuild``.
-    from agent_runtime_framework.django.funnel_counts import rebuild
+    from agent_runtime_framework.django.store.funnel_counts import rebuild
 
     rebuild(using=schema_editor.connection.alias)
 

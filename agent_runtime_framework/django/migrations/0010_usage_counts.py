@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 def backfill(apps: Any, schema_editor: Any) -> None:
     # The same code as ``usage.rebuild_usage``, over the tables this migration leaves.
-    from agent_runtime_framework.django.usage import rebuild_usage
+    from agent_runtime_framework.django.host.usage import rebuild_usage
 
     rebuild_usage(using=schema_editor.connection.alias)
 

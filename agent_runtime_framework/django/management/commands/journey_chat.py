@@ -41,8 +41,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from ... import registry
-        from ...host import ConversationNotFound, UnknownAgent, run_turn_sync
+        from ...host import registry
+        from ...host.turns import ConversationNotFound, UnknownAgent, run_turn_sync
 
         key: str = options["agent_key"]
         stdin: TextIO = options.get("stdin") or sys.stdin

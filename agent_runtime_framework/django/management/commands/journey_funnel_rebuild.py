@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...funnel_counts import rebuild
+from ...store.funnel_counts import rebuild
 
 __all__ = ["Command"]
 

@@ -145,7 +145,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from ...registry import find_journey_agent, registered_runtimes
+        from ...host.registry import find_journey_agent, registered_runtimes
 
         key: str = options["agent_key"]
         agent = find_journey_agent(key)
@@ -180,6 +180,6 @@ class Command(BaseCommand):
 def _observed(agent: Any, options: dict[str, Any]) -> list[dict[str, Any]] | None:
     if not options.get("observed"):
         return None
-    from ...analytics import observed_transitions
+    from ...admin.analytics import observed_transitions
 
     return observed_transitions(str(agent.key), agent)

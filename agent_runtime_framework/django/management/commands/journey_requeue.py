@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ...queued import requeue_stalled
+from ...host.queued import requeue_stalled
 
 
 class Command(BaseCommand):

@@ -143,7 +143,7 @@ _cache: dict[str, Redactor | None] = {}
 def event_redactor() -> Redactor | None:
     """The redactor for event payloads (``REDACT``), resolved once per settings change."""
     if "events" not in _cache:
-        from .conf import app_settings
+        from ..conf import app_settings
 
         _cache["events"] = resolve_redactor(app_settings().REDACT)
     return _cache["events"]
@@ -152,7 +152,7 @@ def event_redactor() -> Redactor | None:
 def message_redactor() -> Redactor | None:
     """The redactor for stored messages: ``REDACT`` when ``REDACT_MESSAGES`` is on."""
     if "messages" not in _cache:
-        from .conf import app_settings
+        from ..conf import app_settings
 
         on = bool(app_settings().REDACT_MESSAGES)
         _cache["messages"] = event_redactor() if on else None

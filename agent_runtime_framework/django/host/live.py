@@ -175,8 +175,8 @@ def _live_event(type: str, payload: Any, event: Any) -> LiveEvent:
 
 def connect_signals() -> None:
     """Feed the bus from the app's ``journey_event`` signal (idempotent)."""
-    from .models import JourneyEvent
-    from .signals import journey_event
+    from ..models import JourneyEvent
+    from ..signals import journey_event
 
     journey_event.connect(
         _forward_journey_event, sender=JourneyEvent, dispatch_uid="agent_runtime_live_bus"
@@ -212,7 +212,7 @@ def live_channel() -> str:
 def _work_out_channel() -> str:
     from django.db import connection
 
-    from .conf import app_settings
+    from ..conf import app_settings
     from .queued import queued_mode
 
     setting = str(app_settings().LIVE_EVENTS or "poll")
@@ -267,7 +267,7 @@ _redis_clients: dict[str, Any] = {}
 
 
 def _redis_url() -> str:
-    from .conf import app_settings
+    from ..conf import app_settings
 
     return str(app_settings().LIVE_EVENTS)
 

@@ -47,7 +47,7 @@ def _get_pool() -> ThreadPoolExecutor:
     if _pool is None:
         with _lock:
             if _pool is None:
-                from .conf import app_settings
+                from ..conf import app_settings
 
                 _pool = ThreadPoolExecutor(
                     max_workers=int(app_settings().DB_THREADS), thread_name_prefix="art-db"

@@ -20,14 +20,14 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from .approvals import (
+from ..host.approvals import (
     AlreadyDecided,
     ApprovalError,
     approvals_of,
     decide_and_apply,
     pending_approvals,
 )
-from .handoff import (
+from ..host.handoff import (
     AlreadyTaken,
     HandoffError,
     can_handle,
@@ -37,8 +37,8 @@ from .handoff import (
     staff_reply,
     take_over,
 )
-from .host import current_journey_row, journeys_of_sync
-from .models import Approval, Conversation, JourneyMessage
+from ..host.turns import current_journey_row, journeys_of_sync
+from ..models import Approval, Conversation, JourneyMessage
 
 __all__ = ["ConversationConsoleAdmin"]
 

@@ -31,14 +31,14 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..memory.manager import CommitInfo, MemoryContext, MemoryManager
-from ..memory.stores import ConversationStore, JourneyBusy, StateStore
-from ..state.serializer import VERSION_KEY, StateError
+from ...memory.manager import CommitInfo, MemoryContext, MemoryManager
+from ...memory.stores import ConversationStore, JourneyBusy, StateStore
+from ...state.serializer import VERSION_KEY, StateError
+from ..host.usage import upsert_sql, usage_counts, write_usage_counts
+from ..models import Conversation, Journey, JourneyEvent, JourneyMessage, JourneyStatus
 from .db import run_db
 from .funnel_counts import JourneyRow, changes_of, memo_patch, merge_sql, merged, new_marker, record
-from .models import Conversation, Journey, JourneyEvent, JourneyMessage, JourneyStatus
 from .redaction import redact_messages
-from .usage import upsert_sql, usage_counts, write_usage_counts
 
 __all__ = [
     "DjangoConversationStore",
@@ -338,7 +338,7 @@ _prepare_flag: list[bool] = []
 
 def _prepare_statements() -> bool:
     if not _prepare_flag:
-        from .conf import app_settings
+        from ..conf import app_settings
 
         _prepare_flag.append(bool(app_settings().PREPARED_STATEMENTS))
     return _prepare_flag[0]
@@ -940,7 +940,7 @@ class DjangoMemoryManager(MemoryManager):
         max_history_messages: int | None = None,
         poll_interval: float = 0.05,
     ) -> None:
-        from .conf import app_settings
+        from ..conf import app_settings
 
         settings = app_settings()
         busy = float(settings.BUSY_WAIT_SECONDS if busy_wait is None else busy_wait)
@@ -1187,7 +1187,7 @@ _background: set[asyncio.Task[None]] = set()
 def _state_dict(state: Any) -> dict[str, Any]:
     if isinstance(state, dict):
         return state
-    from ..state.serializer import StateSerializer
+    from ...state.serializer import StateSerializer
 
     return StateSerializer.dump(state)
 

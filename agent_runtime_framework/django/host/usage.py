@@ -79,7 +79,7 @@ _TURN_MARGIN = dt.timedelta(hours=1)
 def price_table(raw: Any = None) -> dict[str, tuple[Decimal, Decimal]]:
     """``PRICES`` as ``{model: (input, output)}`` per million tokens (Decimals)."""
     if raw is None:
-        from .conf import app_settings
+        from ..conf import app_settings
 
         raw = app_settings().PRICES
     table: dict[str, tuple[Decimal, Decimal]] = {}
@@ -254,7 +254,7 @@ def _grouped(queryset: Any, *keys: str) -> list[dict[str, Any]]:
 def conversation_usage(conversation_id: Any) -> dict[str, UsageSummary]:
     """Usage of one conversation per journey key ("" : not behind a router) plus ``"*"``,
     the whole conversation. One query over the conversation's events (its index)."""
-    from .models import JourneyEvent
+    from ..models import JourneyEvent
 
     prices = price_table()
     rows = _grouped(
@@ -279,7 +279,7 @@ def agent_usage(
     conversations of ``routers`` (the routers it is behind). One grouped query over the
     usage aggregates (``arf_usage_count``): the all-time rows, or the rows of the UTC hours
     the range overlaps (a range not on whole hours is widened to them)."""
-    from .models import UsageCount
+    from ..models import UsageCount
 
     keys = [agent_key, *[r for r in routers if r != agent_key]]
     queryset = UsageCount.objects.filter(agent_key__in=keys)
@@ -324,7 +324,7 @@ _Runs = dict[tuple[str, int, str, str], set[Any]]
 
 def hour_of(value: Any) -> int:
     """The UTC hour of a datetime, as hours since 1970-01-01 (``arf_usage_count.hour``)."""
-    from .funnel_counts import _utc
+    from ..store.funnel_counts import _utc
 
     return int((_utc(value) - _EPOCH).total_seconds() // 3600)
 
@@ -445,7 +445,7 @@ def rebuild_usage(*, batch_size: int = 5000, using: str = DEFAULT_DB_ALIAS) -> d
     deleted, the events read in batches of ``batch_size`` (by id) and summed in memory
     (bounded by agents x hours x models, plus the runs seen), then upserted. Returns
     ``{"events", "counts"}``. Pruned events are gone: their usage is no longer counted."""
-    from .models import JourneyEvent
+    from ..models import JourneyEvent
 
     counts: UsageCounts = {}
     runs: _Runs = {}
@@ -486,7 +486,7 @@ class Limits:
 def configured_limits(raw: Any = None) -> Limits | None:
     """The ``LIMITS`` setting (None: no limits)."""
     if raw is None:
-        from .conf import app_settings
+        from ..conf import app_settings
 
         raw = app_settings().LIMITS
     if not raw:
@@ -543,7 +543,7 @@ def check_limits_sync(
         mine = Q(conversation__owner_id=None, conversation__session_key=session_key)
     else:
         return
-    from .models import JourneyEvent
+    from ..models import JourneyEvent
 
     now = now or timezone.now()
     since = now - dt.timedelta(seconds=limits.period)
@@ -578,7 +578,7 @@ ModelName = str | Callable[[], str | None] | None
 def model_name_of(runtime: Any) -> Callable[[], str | None]:
     """The model of the call being made in a run of ``runtime``: behind a router, the
     client of the journey it is running (``routed_journey_key``), else the runtime's."""
-    from ..agents.routed import RoutedJourneyAgent, routed_journey_key
+    from ...agents.routed import RoutedJourneyAgent, routed_journey_key
 
     def current() -> str | None:
         client = getattr(runtime, "llm_client", None)

@@ -21,11 +21,11 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from ..agents.approvals import APPROVER_STAFF, ApprovalGate, PendingCall
-from .db import run_db
-from .events import JourneyEventLog, record_event
-from .models import Approval, ApprovalStatus, Conversation, JourneyEvent
-from .signals import approval_decided, approval_executed, approval_requested
+from ...agents.approvals import APPROVER_STAFF, ApprovalGate, PendingCall
+from ..models import Approval, ApprovalStatus, Conversation, JourneyEvent
+from ..signals import approval_decided, approval_executed, approval_requested
+from ..store.db import run_db
+from ..store.events import JourneyEventLog, record_event
 
 __all__ = [
     "APPROVAL_APPROVED",
@@ -276,11 +276,11 @@ async def apply_decided(conversation_id: Any, journey: str) -> bool:
     False when the conversation is busy (a turn holds it): that turn, or the next,
     applies them. The tool runs at most once per approval either way.
     """
-    from ..agents.journey import JourneyAgent
-    from ..memory.stores import JourneyBusy
+    from ...agents.journey import JourneyAgent
+    from ...memory.stores import JourneyBusy
     from .handoff import escalation_metadata
-    from .host import _prepare, _resolve_runtime
     from .registry import find_journey_agent
+    from .turns import _prepare, _resolve_runtime
 
     agent = find_journey_agent(journey)
     if not isinstance(agent, JourneyAgent):
@@ -332,7 +332,7 @@ def pending_approvals(approver: str | None = None) -> QuerySet[Approval]:
 
 def gate_metadata() -> dict[str, Any]:
     """What the host lends each journey turn: the database gate."""
-    from ..agents.approvals import APPROVALS_KEY
+    from ...agents.approvals import APPROVALS_KEY
 
     return {APPROVALS_KEY: _GATE}
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.signals import setting_changed
 
-from ..executor.hooks import ExecutorHooks
+from ...executor.hooks import ExecutorHooks
 
 if TYPE_CHECKING:
-    from .host import TurnResult
+    from .turns import TurnResult
 
 __all__ = ["traced_turn", "tracing_enabled", "tracing_hooks"]
 
@@ -29,8 +29,8 @@ _flag: list[bool] = []
 def tracing_enabled() -> bool:
     """Whether ``TRACING`` is on and OpenTelemetry importable (read once per settings change)."""
     if not _flag:
-        from ..tracing import otel_available
-        from .conf import app_settings
+        from ...tracing import otel_available
+        from ..conf import app_settings
 
         on = bool(app_settings().TRACING)
         if on and not otel_available():
@@ -47,7 +47,7 @@ def tracing_hooks(runtime: Any = None) -> ExecutorHooks | None:
     """``OpenTelemetryHooks`` for a run of ``runtime`` (its model), or None when tracing is off."""
     if not tracing_enabled():
         return None
-    from ..tracing import OpenTelemetryHooks
+    from ...tracing import OpenTelemetryHooks
 
     return OpenTelemetryHooks(getattr(runtime, "llm_client", None))
 
@@ -62,7 +62,7 @@ async def traced_turn(
     run_id: Any,
 ) -> TurnResult:
     """``play(runtime, key, cid, message, metadata, run_id)`` inside the turn's span."""
-    from ..tracing import turn_span
+    from ...tracing import turn_span
 
     with turn_span(key, cid, run_id) as span:
         turn = await play(runtime, key, cid, message, metadata, run_id)

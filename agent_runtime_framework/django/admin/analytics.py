@@ -52,9 +52,9 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count
 
-from ..agents.introspect import journey_steps, step_value
-from .funnel_counts import ALL_TIME, median_of_buckets
-from .models import FunnelCount, Journey, JourneyEvent, JourneyStatus
+from ...agents.introspect import journey_steps, step_value
+from ..models import FunnelCount, Journey, JourneyEvent, JourneyStatus
+from ..store.funnel_counts import ALL_TIME, median_of_buckets
 
 __all__ = [
     "STEP_CHANGED",
@@ -418,7 +418,7 @@ def _branches(
 
     Edges back (to an earlier step of the enum) and within one loop are not branches.
     """
-    from ..agents.progress import declared_transitions, loop_of
+    from ...agents.progress import declared_transitions, loop_of
 
     declared: list[tuple[str, str]] = []
     if agent is not None:

@@ -57,12 +57,19 @@ from django.http.response import HttpResponseBase
 from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from ..agents.introspect import step_value
-from .api.access import Caller, caller_of, read_json
-from .api.errors import ApiError, map_exception, not_found
-from .api.schemas import message_text
-from .db import run_db
-from .events import (
+from ...agents.introspect import step_value
+from ..host.live import LiveEvent, LiveEventBus
+from ..host.registry import get_runtime
+from ..host.turns import (
+    TurnResult,
+    journeys_of_sync,
+    progress_of,
+    run_turn,
+    where_it_stands,
+)
+from ..models import Conversation
+from ..store.db import run_db
+from ..store.events import (
     ASSISTANT_DELTA,
     ASSISTANT_MESSAGE,
     JOURNEY_COMPLETED,
@@ -72,16 +79,9 @@ from .events import (
     TOOL_CALL,
     TOOL_RESULT,
 )
-from .host import (
-    TurnResult,
-    journeys_of_sync,
-    progress_of,
-    run_turn,
-    where_it_stands,
-)
-from .live import LiveEvent, LiveEventBus
-from .models import Conversation
-from .registry import get_runtime
+from .access import Caller, caller_of, read_json
+from .errors import ApiError, map_exception, not_found
+from .schemas import message_text
 
 __all__ = [
     "SNAPSHOT_KEYS",
@@ -118,8 +118,8 @@ def _forward(sender: Any, *, type: str, payload: Any, run_id: Any = None, **kwar
 
 def connect_agui_signals() -> None:
     """Feed the streams of AG-UI runs from the app's ``journey_event`` signal (idempotent)."""
-    from .models import JourneyEvent
-    from .signals import journey_event
+    from ..models import JourneyEvent
+    from ..signals import journey_event
 
     journey_event.connect(_forward, sender=JourneyEvent, dispatch_uid="agent_runtime_agui")
 

@@ -30,22 +30,19 @@ from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..agents.introspect import step_value
-from ..agents.journey import JourneyAgent
-from ..agents.progress import journey_position
-from ..agents.routed import RoutedJourneyAgent
-from ..memory.manager import MemoryManager
-from ..state.serializer import StateSerializer
-from .db import run_db
-from .events import (
+from ...agents.introspect import step_value
+from ...agents.journey import JourneyAgent
+from ...agents.progress import journey_position
+from ...agents.routed import RoutedJourneyAgent
+from ...memory.manager import MemoryManager
+from ...state.serializer import StateSerializer
+from ..models import Conversation, Journey, JourneyEvent, JourneyStatus
+from ..store.db import run_db
+from ..store.events import (
     RUN_STARTED,
     JourneyEventLog,
 )
-from .handoff import intercept_turn_sync
-from .journey_runtime import JourneyRuntime
-from .models import Conversation, Journey, JourneyEvent, JourneyStatus
-from .registry import find_journey_agent, get_runtime, is_runcontext_runtime
-from .stores import (
+from ..store.orm import (
     DjangoMemoryManager,
     _load_context_sync,
     _owner_id,
@@ -55,6 +52,9 @@ from .stores import (
     ensure_conversation_sync,
     renew_claim_sync,
 )
+from .handoff import intercept_turn_sync
+from .journey_runtime import JourneyRuntime
+from .registry import find_journey_agent, get_runtime, is_runcontext_runtime
 from .tracing import traced_turn, tracing_enabled
 from .usage import UsageLimitExceeded, check_limits_sync
 
@@ -267,8 +267,8 @@ def host_llm_client() -> Any:
     if _default_llm is None:
         with _llm_lock:
             if _default_llm is None:
-                from ..llm.resolve import get_llm_client, get_llm_client_or_standin
-                from .conf import app_settings
+                from ...llm.resolve import get_llm_client, get_llm_client_or_standin
+                from ..conf import app_settings
 
                 if app_settings().ALLOW_OFFLINE_STANDIN:
                     _default_llm = get_llm_client_or_standin()
@@ -767,7 +767,7 @@ async def run_turn(
     if agent_key is not None:
         runtime = _resolve_runtime(agent_key)
     cid = conversation_uuid(conversation_id) if conversation_id is not None else uuid.uuid4()
-    from .conf import app_settings
+    from ..conf import app_settings
 
     stale_after = float(app_settings().LEASE_SECONDS)
     opened = await run_db(

@@ -47,8 +47,8 @@ def is_runcontext_runtime(runtime: Any) -> bool:
     Plain ``JourneyAgent`` / ``RoutedJourneyAgent`` objects take an ``AgentContext``; they
     run on the own host only.
     """
-    from ..agents.journey import JourneyAgent
-    from ..agents.routed import RoutedJourneyAgent
+    from ...agents.journey import JourneyAgent
+    from ...agents.routed import RoutedJourneyAgent
 
     return not isinstance(runtime, JourneyAgent | RoutedJourneyAgent)
 
@@ -158,7 +158,7 @@ def find_journey_agent(key: str) -> Any | None:
 
 
 def _is_router(runtime: Any) -> bool:
-    from ..agents.routed import RoutedJourneyAgent
+    from ...agents.routed import RoutedJourneyAgent
 
     return isinstance(runtime, RoutedJourneyAgent)
 
@@ -191,7 +191,7 @@ def register_runtimes_from_settings() -> list[str]:
     """Register every dotted path in ``AGENT_RUNTIME_FRAMEWORK["RUNTIMES"]``; returns keys."""
     from django.utils.module_loading import import_string
 
-    from .conf import app_settings
+    from ..conf import app_settings
 
     paths = app_settings().RUNTIMES
     if isinstance(paths, str) or not isinstance(paths, list | tuple):

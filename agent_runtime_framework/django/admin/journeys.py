@@ -43,13 +43,13 @@ from django.utils.dateparse import parse_date
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from ..agents.introspect import journey_steps, step_progress, step_value
-from ..state.serializer import VERSION_KEY
-from . import admin_insights as insights
-from . import funnel_counts
-from .admin_console import ConversationConsoleAdmin  # noqa: F401  (registers the staff console)
-from .models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
-from .usage import event_usage, price_table
+from ...agents.introspect import journey_steps, step_progress, step_value
+from ...state.serializer import VERSION_KEY
+from ..host.usage import event_usage, price_table
+from ..models import Journey, JourneyEvent, JourneyMessage, JourneyStatus
+from ..store import funnel_counts
+from . import insights
+from .console import ConversationConsoleAdmin  # noqa: F401  (registers the staff console)
 
 __all__ = ["EstimatedCountPaginator", "JourneyAdmin", "funnel_rows"]
 
@@ -60,7 +60,7 @@ DETAIL_STEPS = 300
 
 
 def _agent_for(key: str) -> Any | None:
-    from .registry import find_journey_agent
+    from ..host.registry import find_journey_agent
 
     try:
         agent = find_journey_agent(key)
@@ -88,8 +88,8 @@ def _steps_of(agent: Any) -> list[Any]:
 
 
 def _registered_keys() -> list[str]:
-    from .checks import iter_agents
-    from .registry import registered_runtimes
+    from ..checks import iter_agents
+    from ..host.registry import registered_runtimes
 
     keys: list[str] = []
     for _, agent in iter_agents(registered_runtimes()):
@@ -104,7 +104,7 @@ def _registered_keys() -> list[str]:
 
 
 def _registered_routers() -> dict[str, Any]:
-    from .registry import registered_runtimes
+    from ..host.registry import registered_runtimes
 
     return {k: r for k, r in registered_runtimes().items() if insights.is_router(r)}
 
@@ -461,9 +461,9 @@ class JourneyAdmin(admin.ModelAdmin):
     # -- actions -----------------------------------------------------------------------------
     @admin.action(description="Reset selected journeys to their initial state")
     def reset_journeys(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        from ..state.serializer import StateSerializer
-        from .events import JOURNEY_STEP_CHANGED, record_event
-        from .models import Conversation
+        from ...state.serializer import StateSerializer
+        from ..models import Conversation
+        from ..store.events import JOURNEY_STEP_CHANGED, record_event
 
         done, busy, unknown = 0, 0, set()
         now = timezone.now()

@@ -38,10 +38,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from ..agents.context import INPUT_STORED_KEY
-from .db import run_db
-from .events import RUN_FAILED, RUN_STARTED, RUN_SUCCEEDED, record_events
-from .models import JourneyMessage, Run, RunStatus
+from ...agents.context import INPUT_STORED_KEY
+from ..models import JourneyMessage, Run, RunStatus
+from ..store.db import run_db
+from ..store.events import RUN_FAILED, RUN_STARTED, RUN_SUCCEEDED, record_events
 
 __all__ = [
     "INLINE",
@@ -73,7 +73,7 @@ class QueueUnavailable(RuntimeError):
 
 def queued_mode() -> bool:
     """Whether ``TURNS`` is ``"queued"`` (the checks framework validates the value)."""
-    from .conf import app_settings
+    from ..conf import app_settings
 
     return str(app_settings().TURNS) == QUEUED
 
@@ -110,8 +110,8 @@ def _submit_sync(
 ) -> QueuedTurn:
     """Resolve the caller, check ownership (creating the conversation when allowed) and
     store the run, in one unit of database work."""
-    from .host import check_access_sync
-    from .stores import _owner_id
+    from ..store.orm import _owner_id
+    from .turns import check_access_sync
     from .usage import check_limits_sync
 
     user, session = caller()
@@ -182,7 +182,7 @@ def enqueue_conversation(conversation_id: Any, delay: float | None = None) -> bo
     Returns False when a delay was asked of an engine that cannot defer (nothing queued).
     Runs on a database thread (the database task backend writes a row).
     """
-    from .conf import app_settings
+    from ..conf import app_settings
 
     engine = str(app_settings().QUEUE)
     cid = str(conversation_id)
@@ -248,9 +248,9 @@ def _take_sync(cid: uuid.UUID, token: str, lease_seconds: float) -> _Taken:
     """Claim the conversation (whoever owns it), pick its oldest unfinished run, store the
     run's message in the history and mark it running: one transaction. Then read the state
     and history for the turn (as the HTTP turn's first trip does)."""
+    from ..store.orm import _release_sync, append_with_claim_sync, claim_any_sync
     from .handoff import intercept_turn_sync
-    from .host import _Opened, _prepare_claimed, journeys_of_sync, where_it_stands
-    from .stores import _release_sync, append_with_claim_sync, claim_any_sync
+    from .turns import _Opened, _prepare_claimed, journeys_of_sync, where_it_stands
 
     now = timezone.now()
     with transaction.atomic():
@@ -319,7 +319,7 @@ def _finish_sync(
     release: tuple[uuid.UUID, str] | None = None,
 ) -> None:
     """Mark a run done with its turn (and release the claim in the same transaction)."""
-    from .stores import _release_sync
+    from ..store.orm import _release_sync
 
     cid = uuid.UUID(str(turn["conversation_id"]))
     with transaction.atomic():
@@ -354,9 +354,9 @@ def _fail_sync(run: Mapping[str, Any], cid: uuid.UUID, agent_key: str, exc: Base
 
 async def play_next_run(cid: uuid.UUID) -> _Taken:
     """Play the conversation's oldest unfinished run, if this worker can claim it."""
-    from .conf import app_settings
-    from .host import _play, _resolve_runtime
-    from .stores import LeaseLost, _owner_id
+    from ..conf import app_settings
+    from ..store.orm import LeaseLost, _owner_id
+    from .turns import _play, _resolve_runtime
 
     lease = float(app_settings().LEASE_SECONDS)
     taken = await run_db(_take_sync, cid, uuid.uuid4().hex, lease)
@@ -400,7 +400,7 @@ async def play_conversation(conversation_id: Any) -> int:
     A busy conversation is left to the worker holding it (it looks again after releasing);
     the engine is asked to look again when that worker's lease would expire.
     """
-    from .stores import conversation_uuid
+    from ..store.orm import conversation_uuid
 
     cid = conversation_uuid(conversation_id)
     played = 0

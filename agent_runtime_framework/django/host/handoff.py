@@ -26,9 +26,9 @@ from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
 
-from .events import record_event
-from .models import Conversation, HandoffStatus
-from .signals import handoff_requested, handoff_returned, handoff_taken, staff_replied
+from ..models import Conversation, HandoffStatus
+from ..signals import handoff_requested, handoff_returned, handoff_taken, staff_replied
+from ..store.events import record_event
 
 __all__ = [
     "HANDLE_PERMISSION",
@@ -112,9 +112,9 @@ def escalation_metadata() -> dict[str, Any]:
     """What the host lends each journey turn (people in the loop): the escalation tool
     with the configured reply, ``OFFER_ESCALATION`` as the default of journeys that do not
     say, and the database gate of tools that need approval (``approvals.py``)."""
-    from ..agents.people import ESCALATION_DEFAULT_KEY, ESCALATION_KEY, Escalation
+    from ...agents.people import ESCALATION_DEFAULT_KEY, ESCALATION_KEY, Escalation
+    from ..conf import app_settings
     from .approvals import gate_metadata
-    from .conf import app_settings
 
     settings = app_settings()
     return {
@@ -130,7 +130,7 @@ def _require(user: Any) -> None:
 
 
 def _cid(conversation_id: Any) -> uuid.UUID:
-    from .stores import conversation_uuid
+    from ..store.orm import conversation_uuid
 
     return conversation_uuid(conversation_id)
 
@@ -213,7 +213,7 @@ def _append(cid: uuid.UUID, guard: Q, message: dict[str, Any]) -> int | None:
     row is written by the one write path of messages (``stores``), which redacts it when
     ``REDACT_MESSAGES`` is on, as it does the model's and the user's.
     """
-    from .stores import _insert_messages
+    from ..store.orm import _insert_messages
 
     with transaction.atomic():
         updated = Conversation.objects.filter(guard, id=cid).update(
@@ -232,7 +232,7 @@ def staff_reply(conversation_id: Any, user: Any, content: str) -> int:
     Raises ``NotWithStaff`` unless ``user`` handles the conversation; returns the seq.
     """
     _require(user)
-    from .conf import app_settings
+    from ..conf import app_settings
 
     text = (content or "").strip()
     if not text:
@@ -322,8 +322,8 @@ def intercept_turn_sync(
     )
     if seq is None:
         return None
-    from .conf import app_settings
-    from .host import journeys_of_sync, where_it_stands
+    from ..conf import app_settings
+    from .turns import journeys_of_sync, where_it_stands
 
     reply = str(app_settings().HANDOFF_REPLY)
     record_event(

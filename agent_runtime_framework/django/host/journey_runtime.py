@@ -17,18 +17,18 @@ import logging
 import uuid
 from typing import Any
 
-from ..agents.context import AgentContext, AgentResult
-from ..agents.routed import RoutedJourneyAgent
-from ..agents.runtime_protocol import (
+from ...agents.context import AgentContext, AgentResult
+from ...agents.routed import RoutedJourneyAgent
+from ...agents.runtime_protocol import (
     RunResult,
     error_info,
     journey_run_result,
     mark_reported,
 )
-from ..executor.hooks import CompositeHooks, ExecutorHooks
-from ..memory.stores import JourneyBusy
-from .db import run_db
-from .events import (
+from ...executor.hooks import CompositeHooks, ExecutorHooks
+from ...memory.stores import JourneyBusy
+from ..store.db import run_db
+from ..store.events import (
     JOURNEY_ROUTED,
     EventRecorderHooks,
     JourneyEventLog,

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.html import format_html, format_html_join
 
-from .models import Journey, JourneyStatus
+from ..models import Journey, JourneyStatus
 
 if TYPE_CHECKING:
-    from .usage import UsageSummary
+    from ..host.usage import UsageSummary
 
 __all__ = [
     "agent_usage_html",
@@ -53,7 +53,7 @@ _HEX = re.compile(r"^[0-9a-f]{8,32}$")
 
 def runtime_for(key: str) -> Any | None:
     """The registered agent or router with this key (a journey behind a router too)."""
-    from .registry import find_journey_agent
+    from ..host.registry import find_journey_agent
 
     try:
         return find_journey_agent(key)
@@ -62,13 +62,13 @@ def runtime_for(key: str) -> Any | None:
 
 
 def is_router(runtime: Any) -> bool:
-    from ..agents.routed import RoutedJourneyAgent
+    from ...agents.routed import RoutedJourneyAgent
 
     return isinstance(runtime, RoutedJourneyAgent)
 
 
 def progress_of_row(agent_key: str, step: str, state: Any) -> dict[str, Any]:
-    from .host import progress_of
+    from ..host.turns import progress_of
 
     agent = runtime_for(agent_key)
     if agent is None or is_router(agent):
@@ -197,8 +197,8 @@ def agent_usage_html(
     agent_key: str, *, since: dt.datetime | None, until: dt.datetime | None
 ) -> str:
     """The agent's turns, tokens and cost in the range (its share behind routers too)."""
-    from .registry import registered_runtimes
-    from .usage import agent_usage
+    from ..host.registry import registered_runtimes
+    from ..host.usage import agent_usage
 
     routers = [
         key
@@ -219,7 +219,7 @@ def journey_usage(journey: Any, conversation_agent_key: str) -> UsageSummary:
     """One journey row's usage: a plain journey's or a router's row counts the whole
     conversation (as its ``turns``/``total_tokens`` do), a journey behind a router its
     own turns (one query)."""
-    from .usage import UsageSummary, conversation_usage
+    from ..host.usage import UsageSummary, conversation_usage
 
     per_journey = conversation_usage(journey.conversation_id)
     if journey.agent_key == conversation_agent_key:
@@ -282,7 +282,7 @@ def graph_html(agent: Any, observed: list[dict[str, Any]]) -> str:
     """The journey's graph as a server-side list of edges: the declared transitions
     (branches, loops, ways back) with the journeys that took each, and the transitions
     taken that were not declared. No script, no CDN."""
-    from .management.commands.journey_graph import journey_edges
+    from ..management.commands.journey_graph import journey_edges
 
     try:
         edges = journey_edges(agent, observed)

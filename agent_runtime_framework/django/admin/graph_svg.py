@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from ..agents.introspect import journey_steps, step_value
+from ...agents.introspect import journey_steps, step_value
 
 __all__ = ["GraphLayout", "journey_svg", "layout_graph", "render_svg"]
 
@@ -334,7 +334,7 @@ def journey_svg(
     entered each step (shown in the node). Raises ``ValueError`` for an agent whose state
     has no step enum.
     """
-    from .management.commands.journey_graph import _is_terminal, journey_edges
+    from ..management.commands.journey_graph import _is_terminal, journey_edges
 
     steps = journey_steps(agent)
     if not steps:

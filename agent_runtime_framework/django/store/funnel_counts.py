@@ -58,7 +58,7 @@ from typing import Any, NamedTuple
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from ..agents.introspect import step_value
+from ...agents.introspect import step_value
 
 __all__ = [
     "ALL_TIME",
@@ -385,7 +385,7 @@ def _read(
 
 
 def _conversation_field() -> Any:
-    from .models import Conversation
+    from ..models import Conversation
 
     pk = Conversation._meta.pk
     assert pk is not None

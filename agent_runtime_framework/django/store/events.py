@@ -28,23 +28,23 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from ..agents.control import (
+from ...agents.control import (
     JOURNEY_ABANDONED,
     JOURNEY_PARKED,
     JOURNEY_RESUMED,
     JOURNEY_REVISED,
     JOURNEY_STARTED,
 )
-from ..agents.routed import routed_journey_key
-from ..executor.hooks import ExecutorHooks
+from ...agents.routed import routed_journey_key
+from ...executor.hooks import ExecutorHooks
+from ..host.usage import USAGE_EVENT, ModelName, UsageMeter
+from ..models import JourneyEvent
+from ..signals import journey_completed, journey_event, journey_step_changed
 from .db import run_db
-from .models import JourneyEvent
 from .redaction import Redactor, event_redactor
-from .signals import journey_completed, journey_event, journey_step_changed
-from .usage import USAGE_EVENT, ModelName, UsageMeter
 
 if TYPE_CHECKING:
-    from ..executor.loop import ExecutorResult
+    from ...executor.loop import ExecutorResult
 
 __all__ = [
     "ASSISTANT_DELTA",
@@ -134,7 +134,7 @@ _MAX_DEPTH = 20
 
 
 def _max_chars() -> int:
-    from .conf import app_settings
+    from ..conf import app_settings
 
     return int(app_settings().MAX_EVENT_PAYLOAD_CHARS)
 
@@ -255,8 +255,8 @@ def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
 
     Step changes update the funnel's counts, usage records the usage aggregates, in the
     same transaction (``funnel_counts``, ``usage.record_usage_counts``)."""
+    from ..host.usage import record_usage_counts
     from .funnel_counts import record
-    from .usage import record_usage_counts
 
     try:
         with transaction.atomic():
@@ -265,7 +265,7 @@ def _write(events: list[JourneyEvent]) -> list[JourneyEvent]:
             record_usage_counts(events)
     except IntegrityError:
         # The conversation row may not exist yet (events before the first turn's claim).
-        from .stores import ensure_conversation_sync
+        from .orm import ensure_conversation_sync
 
         for cid in {e.conversation_id for e in events if e.conversation_id is not None}:
             ensure_conversation_sync(cid, events[0].agent_key)
@@ -282,7 +282,7 @@ def _send_all(events: Sequence[JourneyEvent]) -> None:
     the channel to other processes (``live.send_to_processes``)."""
     for event in events:
         _send(event)
-    from .live import send_to_processes
+    from ..host.live import send_to_processes
 
     send_to_processes(events)
 
@@ -310,7 +310,7 @@ def _built_payload(
 
 def _defer(conversation_id: uuid.UUID | None, rows: list[JourneyEvent]) -> bool:
     """Leave stored rows to the turn's next commit when this task holds its claim."""
-    from .stores import buffer_events
+    from .orm import buffer_events
 
     return buffer_events(conversation_id, rows)
 
@@ -318,7 +318,7 @@ def _defer(conversation_id: uuid.UUID | None, rows: list[JourneyEvent]) -> bool:
 def _conversation_uuid(conversation_id: Any) -> uuid.UUID | None:
     if conversation_id is None:
         return None
-    from .stores import conversation_uuid
+    from .orm import conversation_uuid
 
     return conversation_uuid(conversation_id)
 
@@ -495,7 +495,7 @@ _TERMINAL_CACHE: dict[type, frozenset[Any]] = {}
 
 def terminal_steps_of(agent: Any) -> frozenset[Any]:
     """Step values at which ``agent.is_terminal_state`` is true (from its step enum)."""
-    from ..agents.introspect import journey_steps, step_value
+    from ...agents.introspect import journey_steps, step_value
 
     cls = type(agent)
     cached = _TERMINAL_CACHE.get(cls)

@@ -722,7 +722,10 @@ async def drive(
     stop_at = 0.0
 
     async def new_conversation(client: RawHTTP) -> str:
-        status, body = await client.request("POST", "/api/conversations", {"agent": journey})
+        if journey == "floor":  # the bare view, doing the onboarding's database work
+            status, body = await client.request("POST", "/floor/new", {})
+        else:
+            status, body = await client.request("POST", "/api/conversations", {"agent": journey})
         if status != 201:
             raise RuntimeError(f"POST /api/conversations: {status} {body}")
         return str(body["conversation_id"])
@@ -740,12 +743,13 @@ async def drive(
         nonlocal turns
         client, cid, line = clients[index], conversations[index], 0
         while time.monotonic() < stop_at:
-            if journey == "onboarding" and line == len(lines):
+            if journey in ("onboarding", "floor") and line == len(lines):
                 cid, line = await new_conversation(client), 0
             started = time.monotonic()
-            status, _ = await client.request(
-                "POST", f"/api/conversations/{cid}/messages", {"message": lines[line % 3]}
+            path = (
+                f"/floor/turn/{cid}" if journey == "floor" else f"/api/conversations/{cid}/messages"
             )
+            status, _ = await client.request("POST", path, {"message": lines[line % 3]})
             elapsed = time.monotonic() - started
             line += 1
             if status == 200:
@@ -871,7 +875,11 @@ def print_counts(rows: list[dict[str, Any]], vendor: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--concurrency", default="50,200,1000")
-    parser.add_argument("--journeys", default="chat,onboarding")
+    parser.add_argument(
+        "--journeys",
+        default="chat,onboarding,floor",
+        help="chat, onboarding, floor (a bare view doing the onboarding's database work)",
+    )
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--db-threads", type=int, default=32)

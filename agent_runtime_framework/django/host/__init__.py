@@ -6,32 +6,7 @@ The names of ``turns`` are importable from here: ``from agent_runtime_framework.
 import run_turn``.
 """
 
-from .turns import (
-    IDEMPOTENCY_EVENT,
-    ConversationNotFound,
-    HostRunContext,
-    RequestInProgress,
-    TurnResult,
-    UnknownAgent,
-    cancel_run,
-    describe_llm,
-    host_llm_client,
-    progress_of,
-    run_turn,
-    run_turn_sync,
-)
+from . import turns
+from .turns import *  # noqa: F403  (its __all__: run_turn, TurnResult, ...)
 
-__all__ = [
-    "IDEMPOTENCY_EVENT",
-    "ConversationNotFound",
-    "HostRunContext",
-    "RequestInProgress",
-    "TurnResult",
-    "UnknownAgent",
-    "cancel_run",
-    "describe_llm",
-    "host_llm_client",
-    "progress_of",
-    "run_turn",
-    "run_turn_sync",
-]
+__all__ = list(turns.__all__)

@@ -32,7 +32,9 @@ TODAY = dt.date.today()
 
 
 def in_days(days: int) -> str:
-    return (TODAY + dt.timedelta(days=days)).isoformat()
+    # The date when the test runs, not when the module was collected: a suite collected
+    # before midnight (the process's time zone) and run after it must still pass.
+    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
 
 
 # -- onboarding ------------------------------------------------------------------------------

@@ -316,7 +316,7 @@ class DjangoRuntimeAdapter(ABC, JourneyDefaults[StateT, ToolsT, StepT]):
     error_info = staticmethod(error_info)
     #: Makes the class an agent_runtime_core ``AgentRuntime`` (called by ``register_runtime``
     #: before it hands the runtime to django_agent_runtime's registry).
-    register_with_agent_runtime_core = staticmethod(lambda: register_with_agent_runtime_core())
+    register_with_agent_runtime_core = staticmethod(register_with_agent_runtime_core)
 
     def to_run_result(self, result: AgentResult, conversation_id: Any) -> RunResult:
         return journey_run_result(result, self.key, conversation_id)

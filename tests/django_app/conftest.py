@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -33,3 +34,26 @@ def registered_onboarding() -> Iterator[object]:
     register_runtime(agent)
     yield agent
     unregister_runtime(agent.key)
+
+
+@pytest.fixture
+def quote() -> Iterator[tuple[Any, Any]]:
+    """The example's quote journey on the ORM memory, registered, with its scripted model
+    (the analytics and funnel-count tests)."""
+    from agent_runtime_framework.django.host.registry import register_runtime, unregister_runtime
+    from agent_runtime_framework.django.store.orm import DjangoMemoryManager
+    from agent_runtime_framework.testing import ScriptedLLM
+    from example_project.journeys.quote import QuoteAgent
+
+    llm = ScriptedLLM()
+    agent = QuoteAgent(llm, memory=DjangoMemoryManager())
+    register_runtime(agent)
+    yield agent, llm
+    unregister_runtime(agent.key)
+
+
+@pytest.fixture
+def admin_user() -> Any:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw")

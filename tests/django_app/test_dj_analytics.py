@@ -39,20 +39,6 @@ CHANGELIST = "admin:agent_runtime_journey_changelist"
 
 
 @pytest.fixture
-def quote() -> Iterator[tuple[QuoteAgent, ScriptedLLM]]:
-    llm = ScriptedLLM()
-    agent = QuoteAgent(llm, memory=DjangoMemoryManager())
-    register_runtime(agent)
-    yield agent, llm
-    unregister_runtime(agent.key)
-
-
-@pytest.fixture
-def admin_user() -> Any:
-    return get_user_model().objects.create_superuser("root", "root@example.com", "pw")
-
-
-@pytest.fixture
 def admin(client: Any, admin_user: Any) -> Any:
     client.force_login(admin_user)
     return client

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -33,7 +32,6 @@ from agent_runtime_framework.django.models import (
     JourneyStatus,
 )
 from agent_runtime_framework.django.store import funnel_counts
-from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.testing import ScriptedLLM
 from example_project.journeys.quote import QuoteAgent
 from tests.django_app.test_dj_analytics import (
@@ -44,22 +42,6 @@ from tests.django_app.test_dj_analytics import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def quote() -> Iterator[tuple[QuoteAgent, ScriptedLLM]]:
-    llm = ScriptedLLM()
-    agent = QuoteAgent(llm, memory=DjangoMemoryManager())
-    register_runtime(agent)
-    yield agent, llm
-    unregister_runtime(agent.key)
-
-
-@pytest.fixture
-def admin_user() -> Any:
-    from django.contrib.auth import get_user_model
-
-    return get_user_model().objects.create_superuser("root", "root@example.com", "pw")
 
 
 def _exact(agent: Any) -> dict[str, dict[str, Any]]:

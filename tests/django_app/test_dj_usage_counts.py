@@ -39,13 +39,10 @@ from agent_runtime_framework.django.store.orm import DjangoMemoryManager
 from agent_runtime_framework.llm.base import LLMServerError
 from agent_runtime_framework.testing import ScriptedLLM
 from example_project.journeys.front_desk import FRONT_DESK_KEY, build_front_desk
+from tests.django_app.test_dj_usage import KEY, PRICES, USAGE
 from tests.journeys import OnboardingAgent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-USAGE = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
-PRICES = {"gpt-4o-mini": {"input": 0.15, "output": 0.60}, "gpt-4o": {"input": 2.5, "output": 10}}
-KEY = "onboarding-agent"
 
 
 @pytest.fixture
